@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Regenerate the golden fixtures under tests/fixtures/ (needs the export venv: torch + sam2).
+
+  python models/make_golden.py                 # micro model (seed 0) + golden scenario
+  python models/make_golden.py --check-only    # regenerate in a temp dir and compare
+
+What it writes
+  tests/fixtures/micro/            the micro SAM 2.1 model exported by export.py (seed 0)
+  tests/fixtures/golden/frames/    N real frames of bedroom.mp4 (every 3rd), RGB PNG, frame size
+  tests/fixtures/golden/inputs/    the same frames as the official loader prepares them
+                                   (PIL resize to S x S, uint8 RGB PNG); normalising them
+                                   gives the exact image tensor the official predictor used
+  tests/fixtures/golden/*.png      mask prompts (frame size, 0/255)
+  tests/fixtures/golden/golden.json + golden.bin
+                                   the scripted scenario and the official SAM2VideoPredictor's
+                                   output per frame and object
+
+The scenario is driven in streaming order: on frame t, prompts for objects that are new (or
+removals) are applied first, then frame t is tracked (propagate_in_video for exactly that
+frame), then corrections for objects already tracked on t are applied (the official flow
+when a user clicks on a frame they are looking at). Frame t is computed before frame t+1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import warnings
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # the predictor's per-frame progress bars
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import export as E  # noqa: E402
+import sam2_graphs as G  # noqa: E402
+
+REPO = os.path.dirname(HERE)
+DEFAULT_VIDEO = os.path.join(REPO, "..", "shared", "data", "videos", "bedroom.mp4")
+FRAME_W, FRAME_H = 192, 108
+NUM_FRAMES = int(os.environ.get("SAM2TRACK_GOLDEN_FRAMES", "32"))  # >= 16 so that max_obj_ptrs = min(num_frames, 16) matches a live stream
+FRAME_STRIDE = 3
+SEED = 0
+MIN_SCORE_MARGIN = 0.05
+PARITY_LOGIT_TOL = 1e-3  # the engine's parity tolerance on low-res logits (issue/engine tests)
+MIN_OBJECT_LOGIT_GAP = 5 * PARITY_LOGIT_TOL  # two objects on a frame differ by more than this
+MIN_SENSITIVITY = 50 * PARITY_LOGIT_TOL  # a wrong memory selection changes logits by more
+
+# Prompts in frame pixels (192x108). "when": "before" = applied before frame t is tracked
+# (new objects, removals); "after" = a correction on the frame just tracked.
+SCENARIO = [
+    {"frame": 0, "obj_id": 1, "kind": "points", "points": [[80.0, 45.0]], "labels": [1], "when": "before"},
+    {"frame": 0, "obj_id": 2, "kind": "box", "box": [106.0, 57.0, 137.0, 82.0], "when": "before"},
+    {"frame": 5, "obj_id": 1, "kind": "points", "points": [[60.0, 92.0]], "labels": [0], "when": "after"},
+    {"frame": 8, "obj_id": 3, "kind": "points", "points": [[175.0, 76.0], [178.0, 92.0]], "labels": [1, 1], "when": "before"},
+    {"frame": 12, "obj_id": 4, "kind": "mask", "file": "mask_f12_obj4.png", "when": "before"},
+    {"frame": 16, "obj_id": 1, "kind": "points", "points": [[82.0, 40.0], [70.0, 95.0]], "labels": [1, 0], "when": "after"},
+    {"frame": 20, "obj_id": 2, "kind": "remove", "when": "before"},
+    {"frame": 24, "obj_id": 5, "kind": "points", "points": [[150.0, 20.0]], "labels": [0], "when": "before"},
+    {"frame": 27, "obj_id": 5, "kind": "mask", "file": "mask_f27_obj5_empty.png", "when": "after"},
+]
+
+
+def make_mask_prompt(path):
+    """Object 4: an ellipse over the front of the bed; object 5: an empty mask (the user
+    says "not here": the official predictor then marks the object absent)."""
+    im = Image.new("L", (FRAME_W, FRAME_H), 0)
+    if "empty" not in os.path.basename(path):
+        ImageDraw.Draw(im).ellipse([4, 80, 140, 106], fill=255)
+    im.save(path)
+
+
+def decode_frames(video, out_dir):
+    """Decode `video` with GStreamer at FRAME_W x FRAME_H and keep every FRAME_STRIDE-th frame."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            "gst-launch-1.0", "-q", "filesrc", f"location={video}", "!", "decodebin", "!", "videoconvert", "!",
+            "videoscale", "!", f"video/x-raw,format=RGB,width={FRAME_W},height={FRAME_H}", "!", "pngenc", "!",
+            "multifilesink", f"location={tmp}/%05d.png",
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True)
+        os.makedirs(out_dir, exist_ok=True)
+        for i in range(NUM_FRAMES):
+            src = os.path.join(tmp, f"{i * FRAME_STRIDE:05d}.png")
+            Image.open(src).convert("RGB").save(os.path.join(out_dir, f"{i:05d}.png"))
+
+
+def prepare_inputs(frames_dir, inputs_dir, image_size):
+    """What sam2.utils.misc._load_img_as_tensor does before normalising, kept as uint8."""
+    os.makedirs(inputs_dir, exist_ok=True)
+    for i in range(NUM_FRAMES):
+        im = Image.open(os.path.join(frames_dir, f"{i:05d}.png")).convert("RGB")
+        im.resize((image_size, image_size)).save(os.path.join(inputs_dir, f"{i:05d}.png"))
+
+
+def load_prepared(inputs_dir, image_size):
+    """The official normalisation applied to the prepared uint8 inputs (bit-exact)."""
+    imgs = torch.zeros(NUM_FRAMES, 3, image_size, image_size, dtype=torch.float32)
+    for i in range(NUM_FRAMES):
+        a = np.array(Image.open(os.path.join(inputs_dir, f"{i:05d}.png")).convert("RGB"))
+        imgs[i] = torch.from_numpy(a / 255.0).permute(2, 0, 1)
+    mean = torch.tensor((0.485, 0.456, 0.406), dtype=torch.float32)[:, None, None]
+    std = torch.tensor((0.229, 0.224, 0.225), dtype=torch.float32)[:, None, None]
+    imgs -= mean
+    imgs /= std
+    return imgs
+
+
+def pack_mask(mask: np.ndarray) -> bytes:
+    return np.packbits(mask.astype(np.uint8).reshape(-1), bitorder="big").tobytes()
+
+
+@torch.inference_mode()
+def run_scenario(predictor, images, golden_dir):
+    import sam2.sam2_video_predictor as svp
+
+    # Feed the prepared frames instead of a JPEG folder (no lossy re-encode).
+    orig_loader = svp.load_video_frames
+    svp.load_video_frames = lambda **kw: (images.clone(), FRAME_H, FRAME_W)
+    try:
+        state = predictor.init_state(video_path="<prepared>")
+    finally:
+        svp.load_video_frames = orig_loader
+
+    record = {}  # (frame, obj_id) -> dict
+    ctx = {}
+    orig_track = predictor._track_step
+
+    def track_hook(*a, **kw):
+        res = orig_track(*a, **kw)
+        ctx["ious"] = res[1][2]
+        return res
+
+    orig_rsfi = predictor._run_single_frame_inference
+
+    def rsfi_hook(**kw):
+        out, pm = orig_rsfi(**kw)
+        obj_id = next(
+            state["obj_idx_to_id"][i] for i, d in state["output_dict_per_obj"].items() if d is kw["output_dict"]
+        )
+        record[(kw["frame_idx"], obj_id)] = {
+            "is_cond": kw["point_inputs"] is not None or kw["mask_inputs"] is not None,
+            "object_score": float(out["object_score_logits"].reshape(-1)[0]),
+            "iou": float(ctx["ious"].max()),
+            "logits": out["pred_masks"][0, 0].clone(),
+        }
+        return out, pm
+
+    predictor._track_step = track_hook
+    predictor._run_single_frame_inference = rsfi_hook
+    try:
+        final = _drive(predictor, state, golden_dir)
+    finally:
+        del predictor._track_step  # back to the class methods
+        del predictor._run_single_frame_inference
+    return record, final
+
+
+def _drive(predictor, state, golden_dir):
+    """Apply SCENARIO in streaming order; returns frame -> {obj_id: binary mask}."""
+
+    def apply(p):
+        t, oid = p["frame"], p["obj_id"]
+        if p["kind"] == "points":
+            return predictor.add_new_points_or_box(
+                state, frame_idx=t, obj_id=oid, points=np.array(p["points"], np.float32),
+                labels=np.array(p["labels"], np.int32), clear_old_points=True,
+            )  # fmt: skip
+        if p["kind"] == "box":
+            return predictor.add_new_points_or_box(state, frame_idx=t, obj_id=oid, box=np.array(p["box"], np.float32))
+        if p["kind"] == "mask":
+            m = np.array(Image.open(os.path.join(golden_dir, p["file"]))) > 127
+            return predictor.add_new_mask(state, frame_idx=t, obj_id=oid, mask=m)
+        if p["kind"] == "remove":
+            predictor.remove_object(state, oid, strict=True, need_output=False)
+            return None
+        raise ValueError(p["kind"])
+
+    final = {}  # frame -> {obj_id: bool mask at frame size}
+    for t in range(NUM_FRAMES):
+        for p in SCENARIO:
+            if p["frame"] == t and p["when"] == "before":
+                apply(p)
+        for f, obj_ids, masks in predictor.propagate_in_video(state, start_frame_idx=t, max_frame_num_to_track=0):
+            assert f == t
+            final[t] = {oid: (masks[i, 0] > 0.0).numpy() for i, oid in enumerate(obj_ids)}
+        for p in SCENARIO:
+            if p["frame"] == t and p["when"] == "after":
+                _, obj_ids, masks = apply(p)
+                final[t] = {oid: (masks[i, 0] > 0.0).numpy() for i, oid in enumerate(obj_ids)}
+    return final
+
+
+def write_golden(record, final, golden_dir, model_dir, facts):
+    frames = []
+    blob = bytearray()
+    L = facts["low_res_mask_size"]
+    for t in range(NUM_FRAMES):
+        objs = []
+        for oid in sorted(final[t]):
+            r = record[(t, oid)]
+            logits = r["logits"].numpy().astype("<f4")
+            assert logits.shape == (L, L)
+            mask = final[t][oid]
+            assert mask.shape == (FRAME_H, FRAME_W)
+            entry = {
+                "obj_id": oid,
+                "is_cond": r["is_cond"],
+                "object_score": r["object_score"],
+                "iou": r["iou"],
+                "mask_area": int(mask.sum()),
+                "logits_offset": len(blob),
+            }
+            blob += logits.tobytes()
+            entry["mask_offset"] = len(blob)
+            blob += pack_mask(mask)
+            objs.append(entry)
+        frames.append({"frame": t, "objects": objs})
+    with open(os.path.join(golden_dir, "golden.bin"), "wb") as f:
+        f.write(bytes(blob))
+    manifest = json.load(open(os.path.join(model_dir, "model.json")))
+    doc = {
+        "format": "sam2track-golden",
+        "format_version": 1,
+        "model_dir": os.path.relpath(model_dir, golden_dir),
+        "model_graph_sha256": {k: v["sha256"] for k, v in manifest["graphs"].items()},
+        "source": {"video": "bedroom.mp4", "first_frame": 0, "frame_stride": FRAME_STRIDE},
+        "frame_size": [FRAME_W, FRAME_H],
+        "num_frames": NUM_FRAMES,
+        "frames_dir": "frames",
+        "inputs_dir": "inputs",
+        "reference": {
+            "predictor": "sam2.sam2_video_predictor.SAM2VideoPredictor (sam2 1.1.0, CPU, fp32)",
+            "add_all_frames_to_correct_as_cond": manifest["settings"]["add_all_frames_to_correct_as_cond"],
+            "fill_hole_area_applied": False,
+            "note": "hole filling needs the optional CUDA extension sam2._C, absent here: "
+            "the predictor warns and skips it, so the golden has no hole filling",
+        },
+        "scenario": SCENARIO,
+        "binary": {
+            "file": "golden.bin",
+            "logits": f"float32 little-endian [{L}, {L}] row-major: the chosen low-res mask logits",
+            "mask": "final binary mask at frame size, row-major bits packed MSB-first "
+            "(ceil(W*H/8) bytes): official video-res logits > 0",
+        },
+        "frames": frames,
+    }
+    with open(os.path.join(golden_dir, "golden.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    return doc
+
+
+def sanity(doc, record, final, log):
+    """The fixture must be able to catch mistakes (see the notes on random weights)."""
+    # 1. both object-score signs occur, each with a margin that float noise cannot flip
+    scores = np.array([o["object_score"] for fr in doc["frames"] for o in fr["objects"]])
+    n_abs = int((scores <= 0).sum())
+    log(f"entries {len(scores)}, absent (score <= 0): {n_abs}, min |score| {np.abs(scores).min():.3f}")
+    assert 0 < n_abs < len(scores) // 2, "want some, but not mostly, absent object/frame pairs"
+    assert np.abs(scores).min() >= MIN_SCORE_MARGIN, "an object score is too close to 0"
+    # 2. masks are neither empty nor (nearly) full
+    W, H = doc["frame_size"]
+    areas = [o["mask_area"] / (W * H) for fr in doc["frames"] for o in fr["objects"] if o["object_score"] > 0]
+    log(f"present mask coverage: min {min(areas):.3f} mean {np.mean(areas):.3f} max {max(areas):.3f}")
+    assert min(areas) > 0.0 and max(areas) < 0.97
+    # 3. objects on a frame are told apart by the logits check (a mix-up of two objects
+    #    changes some logit by far more than the 1e-3 parity tolerance)
+    closest = min(
+        float((record[(t, a)]["logits"] - record[(t, b)]["logits"]).abs().max())
+        for t in final
+        for a in final[t]
+        for b in final[t]
+        if a < b
+    )
+    log(f"smallest max-abs logit difference between two objects on a frame: {closest:.3f}")
+    assert closest >= MIN_OBJECT_LOGIT_GAP, "two objects' logits are too alike to catch a mix-up"
+
+
+def sensitivity(predictor, images, golden_dir, record, log):
+    """A wrong memory selection must show in the golden logits: re-run with one memory
+    frame fewer and with half the object pointers and require a clear difference."""
+    for attr, value in (("num_maskmem", predictor.num_maskmem - 1), ("max_obj_ptrs_in_encoder", 8)):
+        old = getattr(predictor, attr)
+        setattr(predictor, attr, value)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                alt, _ = run_scenario(predictor, images, golden_dir)
+        finally:
+            setattr(predictor, attr, old)
+        gap = max(float((alt[k]["logits"] - record[k]["logits"]).abs().max()) for k in record if k in alt)
+        log(f"sensitivity: {attr} {old} -> {value} changes the logits by up to {gap:.3f}")
+        assert gap >= MIN_SENSITIVITY, f"the golden cannot tell a wrong {attr}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", default=DEFAULT_VIDEO)
+    ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures"))
+    args = ap.parse_args(argv)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    try:
+        import sam2._C  # noqa: F401
+
+        raise SystemExit("sam2._C is installed: reinstall sam2 with SAM2_BUILD_CUDA=0 (goldens skip hole filling)")
+    except ImportError:
+        pass
+    torch.manual_seed(SEED)
+
+    model_dir = os.path.join(args.out, "micro")
+    golden_dir = os.path.join(args.out, "golden")
+    rc = E.main(["--config", "micro", "--random-weights", "--seed", str(SEED), "--out", model_dir])
+    if rc != 0:
+        raise SystemExit("micro export failed its checks")
+
+    os.makedirs(golden_dir, exist_ok=True)
+    frames_dir = os.path.join(golden_dir, "frames")
+    inputs_dir = os.path.join(golden_dir, "inputs")
+    decode_frames(args.video, frames_dir)
+    for p in SCENARIO:
+        if p["kind"] == "mask":
+            make_mask_prompt(os.path.join(golden_dir, p["file"]))
+
+    predictor, _ = G.build_model("micro", seed=SEED)
+    facts = G.model_facts(predictor)
+    prepare_inputs(frames_dir, inputs_dir, facts["image_size"])
+    images = load_prepared(inputs_dir, facts["image_size"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        record, final = run_scenario(predictor, images, golden_dir)
+    doc = write_golden(record, final, golden_dir, model_dir, facts)
+    sanity(doc, record, final, log)
+    sensitivity(predictor, images, golden_dir, record, log)
+    log(f"wrote {golden_dir}/golden.json and golden.bin")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

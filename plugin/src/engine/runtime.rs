@@ -1,0 +1,585 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! ONNX Runtime library resolution and process-wide initialisation.
+//!
+//! `ort` is built with `load-dynamic`: nothing links against ONNX Runtime at
+//! build time and the shared library is `dlopen()`ed at run time. Where it is
+//! looked for, in order:
+//!
+//! 1. an explicit path given by the caller (the element's `ort-library`
+//!    property);
+//! 2. the `ORT_DYLIB_PATH` environment variable;
+//! 3. the set-up folder filled by `scripts/setup.sh`
+//!    ([`default_setup_dir`]`/`[`SETUP_LIBRARY_NAME`]), baked in at compile
+//!    time;
+//! 4. the system: [`SYSTEM_LIBRARY_NAMES`] through the dynamic loader's
+//!    search path (`LD_LIBRARY_PATH`, ld.so cache, ...).
+//!
+//! An explicit path (1 or 2) is authoritative: when one is set nothing else is
+//! tried, so a typo never silently falls back to some other ONNX Runtime.
+//!
+//! ONNX Runtime allows a single library and a single environment per
+//! process, so the first successful [`acquire`] loads it and every later call
+//! shares the same [`OrtRuntime`].
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// ONNX Runtime version installed by `scripts/setup.sh`.
+pub const ORT_VERSION: &str = "1.31.1";
+/// Oldest ONNX Runtime release `ort` accepts (it uses the 1.31 C API).
+pub const MIN_ORT_VERSION: &str = "1.31";
+/// File name of the library inside the set-up folder.
+pub const SETUP_LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
+/// Names tried through the dynamic loader's search path, in order.
+pub const SYSTEM_LIBRARY_NAMES: [&str; 2] = ["libonnxruntime.so", "libonnxruntime.so.1"];
+/// Environment variable naming the library explicitly (same as `ort`'s).
+pub const DYLIB_PATH_ENV: &str = "ORT_DYLIB_PATH";
+
+/// Name of the ONNX Runtime environment (shows up in ONNX Runtime's logs).
+const ENVIRONMENT_NAME: &str = "sam2track";
+
+/// Folder `scripts/setup.sh` installs ONNX Runtime into, as baked in at
+/// compile time (`SAM2TRACK_ORT_DIR` at build time, else `<repo>/.ort/lib`).
+pub fn default_setup_dir() -> &'static Path {
+    Path::new(env!("SAM2TRACK_DEFAULT_ORT_DIR"))
+}
+
+/// Where a candidate library path came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Given explicitly by the caller.
+    Explicit,
+    /// The `ORT_DYLIB_PATH` environment variable.
+    EnvVar,
+    /// The set-up folder baked in at compile time.
+    SetupDir,
+    /// A bare library name resolved by the dynamic loader.
+    System,
+}
+
+impl Source {
+    /// Whether the candidate is a file path whose existence can be checked
+    /// before loading (system names are resolved by the dynamic loader).
+    fn is_file_path(self) -> bool {
+        !matches!(self, Source::System)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Explicit => "explicitly configured",
+            Source::EnvVar => DYLIB_PATH_ENV,
+            Source::SetupDir => "set-up folder",
+            Source::System => "dynamic loader search path",
+        })
+    }
+}
+
+/// One place ONNX Runtime may be loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub source: Source,
+    pub path: PathBuf,
+}
+
+impl Candidate {
+    fn new(source: Source, path: impl Into<PathBuf>) -> Self {
+        Self {
+            source,
+            path: path.into(),
+        }
+    }
+}
+
+/// A candidate that was tried and why it could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub candidate: Candidate,
+    pub failure: String,
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.candidate.path.display(),
+            self.candidate.source,
+            self.failure
+        )
+    }
+}
+
+/// Failure reason recorded for a file candidate that does not exist.
+pub const NOT_FOUND: &str = "file not found";
+
+fn list_attempts(attempts: &[Attempt]) -> String {
+    attempts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why ONNX Runtime is not available.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// No candidate could be loaded; lists every path tried, in order.
+    #[error(
+        "could not load ONNX Runtime (>= {MIN_ORT_VERSION}); tried: {}",
+        list_attempts(.attempts)
+    )]
+    NotLoaded { attempts: Vec<Attempt> },
+    /// Another library is already loaded in this process.
+    #[error(
+        "ONNX Runtime is already loaded in this process from {}, so {} cannot be loaded as well \
+         (only one ONNX Runtime library per process)",
+        .loaded.display(),
+        .requested.display()
+    )]
+    AlreadyLoaded { loaded: PathBuf, requested: PathBuf },
+    /// The library loaded but its environment could not be created. The
+    /// library stays bound to the process, so this failure is permanent.
+    #[error(
+        "ONNX Runtime was loaded from {} but creating its environment failed: {message}",
+        .library.display()
+    )]
+    Environment { library: PathBuf, message: String },
+}
+
+impl RuntimeError {
+    /// Every library path this error is about, in the order they were tried.
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            RuntimeError::NotLoaded { attempts } => attempts
+                .iter()
+                .map(|a| a.candidate.path.as_path())
+                .collect(),
+            RuntimeError::AlreadyLoaded { loaded, requested } => vec![requested, loaded],
+            RuntimeError::Environment { library, .. } => vec![library],
+        }
+    }
+}
+
+/// The candidates to try, in order.
+///
+/// `explicit` and `env_value` (the value of [`DYLIB_PATH_ENV`]) are
+/// authoritative: the first one that is set and non-empty is the only
+/// candidate. Otherwise the set-up folder comes first, then the system names.
+pub fn candidates(
+    explicit: Option<&Path>,
+    env_value: Option<&OsStr>,
+    setup_dir: &Path,
+) -> Vec<Candidate> {
+    if let Some(path) = explicit.filter(|p| !p.as_os_str().is_empty()) {
+        return vec![Candidate::new(Source::Explicit, path)];
+    }
+    if let Some(value) = env_value.filter(|v| !v.is_empty()) {
+        return vec![Candidate::new(Source::EnvVar, value)];
+    }
+    std::iter::once(Candidate::new(
+        Source::SetupDir,
+        setup_dir.join(SETUP_LIBRARY_NAME),
+    ))
+    .chain(
+        SYSTEM_LIBRARY_NAMES
+            .iter()
+            .map(|name| Candidate::new(Source::System, *name)),
+    )
+    .collect()
+}
+
+/// Walks `candidates` in order: file paths that do not `exist` are skipped
+/// (recorded as [`NOT_FOUND`]), the others are handed to `load` until one
+/// succeeds. Returns the winning candidate with `load`'s value, or every
+/// attempt made.
+pub fn resolve<T>(
+    candidates: &[Candidate],
+    exists: impl Fn(&Path) -> bool,
+    mut load: impl FnMut(&Candidate) -> Result<T, String>,
+) -> Result<(Candidate, T), RuntimeError> {
+    let mut attempts = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        if candidate.source.is_file_path() && !exists(&candidate.path) {
+            attempts.push(Attempt {
+                candidate: candidate.clone(),
+                failure: NOT_FOUND.to_owned(),
+            });
+            continue;
+        }
+        match load(candidate) {
+            Ok(value) => return Ok((candidate.clone(), value)),
+            Err(failure) => attempts.push(Attempt {
+                candidate: candidate.clone(),
+                failure,
+            }),
+        }
+    }
+    Err(RuntimeError::NotLoaded { attempts })
+}
+
+/// Decides whether a caller asking for `explicit` may share the runtime
+/// already loaded from `loaded`. `canonical` resolves a path to its
+/// canonical form (`None` when it cannot be resolved).
+pub fn check_reuse(
+    loaded: &Path,
+    explicit: Option<&Path>,
+    exists: impl Fn(&Path) -> bool,
+    canonical: impl Fn(&Path) -> Option<PathBuf>,
+) -> Result<(), RuntimeError> {
+    let Some(requested) = explicit.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if requested == loaded {
+        return Ok(());
+    }
+    if !exists(requested) {
+        return Err(RuntimeError::NotLoaded {
+            attempts: vec![Attempt {
+                candidate: Candidate::new(Source::Explicit, requested),
+                failure: NOT_FOUND.to_owned(),
+            }],
+        });
+    }
+    match (canonical(requested), canonical(loaded)) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err(RuntimeError::AlreadyLoaded {
+            loaded: loaded.to_path_buf(),
+            requested: requested.to_path_buf(),
+        }),
+    }
+}
+
+/// The loaded ONNX Runtime library and its process-wide environment.
+#[derive(Debug)]
+pub struct OrtRuntime {
+    library: PathBuf,
+    source: Source,
+    environment: ort::environment::Environment,
+}
+
+impl OrtRuntime {
+    /// Path (or bare name, for [`Source::System`]) the library was loaded from.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+
+    /// Which step of the search order found the library.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// The process-wide ONNX Runtime environment sessions are created in.
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self.environment
+    }
+}
+
+enum Global {
+    Unloaded,
+    Ready(Arc<OrtRuntime>),
+    /// The library was bound to the process but the environment failed;
+    /// ONNX Runtime cannot be swapped any more, so the error is remembered.
+    Failed(RuntimeError),
+}
+
+static GLOBAL: Mutex<Global> = Mutex::new(Global::Unloaded);
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// `dlopen()`s one candidate through `ort`, never letting a panic escape.
+fn load_library(candidate: &Candidate) -> Result<ort::environment::EnvironmentBuilder, String> {
+    match panic::catch_unwind(AssertUnwindSafe(|| ort::init_from(&candidate.path))) {
+        Ok(Ok(builder)) => Ok(builder),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(payload) => Err(format!(
+            "panicked while loading: {}",
+            panic_message(payload.as_ref())
+        )),
+    }
+}
+
+/// Returns the process-wide ONNX Runtime, loading it on first use following
+/// the search order in the module documentation. `explicit` is the caller's
+/// explicit library path, if any.
+///
+/// Once loaded, later calls share the same runtime; asking explicitly for a
+/// different library then fails with [`RuntimeError::AlreadyLoaded`].
+pub fn acquire(explicit: Option<&Path>) -> Result<Arc<OrtRuntime>, RuntimeError> {
+    let mut global = GLOBAL.lock().unwrap_or_else(PoisonError::into_inner);
+    match &*global {
+        Global::Ready(runtime) => {
+            check_reuse(
+                &runtime.library,
+                explicit,
+                |p| p.is_file(),
+                |p| p.canonicalize().ok(),
+            )?;
+            return Ok(Arc::clone(runtime));
+        }
+        Global::Failed(err) => return Err(err.clone()),
+        Global::Unloaded => {}
+    }
+
+    let env_value = std::env::var_os(DYLIB_PATH_ENV);
+    let list = candidates(explicit, env_value.as_deref(), default_setup_dir());
+    let (candidate, builder) = resolve(&list, |p| p.is_file(), load_library)?;
+
+    // The library is now bound to the process for good.
+    let built = panic::catch_unwind(AssertUnwindSafe(|| {
+        builder
+            .with_name(ENVIRONMENT_NAME)
+            .with_telemetry(false)
+            .build()
+    }));
+    let message = match built {
+        Ok(Ok(environment)) => {
+            let runtime = Arc::new(OrtRuntime {
+                library: candidate.path,
+                source: candidate.source,
+                environment,
+            });
+            *global = Global::Ready(Arc::clone(&runtime));
+            return Ok(runtime);
+        }
+        Ok(Err(err)) => err.to_string(),
+        Err(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
+    };
+    let err = RuntimeError::Environment {
+        library: candidate.path,
+        message,
+    };
+    *global = Global::Failed(err.clone());
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETUP: &str = "/opt/setup";
+
+    fn setup_lib() -> PathBuf {
+        Path::new(SETUP).join(SETUP_LIBRARY_NAME)
+    }
+
+    fn paths(list: &[Candidate]) -> Vec<(Source, PathBuf)> {
+        list.iter().map(|c| (c.source, c.path.clone())).collect()
+    }
+
+    #[test]
+    fn explicit_path_is_the_only_candidate() {
+        let list = candidates(
+            Some(Path::new("/x/libonnxruntime.so")),
+            Some(OsStr::new("/env/libonnxruntime.so")),
+            Path::new(SETUP),
+        );
+        assert_eq!(
+            paths(&list),
+            vec![(Source::Explicit, PathBuf::from("/x/libonnxruntime.so"))]
+        );
+    }
+
+    #[test]
+    fn env_var_comes_second_and_is_authoritative() {
+        let list = candidates(
+            None,
+            Some(OsStr::new("/env/libonnxruntime.so")),
+            Path::new(SETUP),
+        );
+        assert_eq!(
+            paths(&list),
+            vec![(Source::EnvVar, PathBuf::from("/env/libonnxruntime.so"))]
+        );
+        // An empty explicit path counts as unset.
+        let list = candidates(
+            Some(Path::new("")),
+            Some(OsStr::new("/env/libonnxruntime.so")),
+            Path::new(SETUP),
+        );
+        assert_eq!(list[0].source, Source::EnvVar);
+    }
+
+    #[test]
+    fn default_order_is_setup_dir_then_system() {
+        for env in [None, Some(OsStr::new(""))] {
+            let list = candidates(None, env, Path::new(SETUP));
+            assert_eq!(
+                paths(&list),
+                vec![
+                    (Source::SetupDir, setup_lib()),
+                    (Source::System, PathBuf::from("libonnxruntime.so")),
+                    (Source::System, PathBuf::from("libonnxruntime.so.1")),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_takes_the_first_loadable_candidate() {
+        let list = candidates(None, None, Path::new(SETUP));
+        let mut loaded = Vec::new();
+        let (winner, value) = resolve(
+            &list,
+            |_| true,
+            |c| {
+                loaded.push(c.path.clone());
+                Ok(42)
+            },
+        )
+        .unwrap();
+        assert_eq!(winner.source, Source::SetupDir);
+        assert_eq!(value, 42);
+        assert_eq!(loaded, vec![setup_lib()]);
+    }
+
+    #[test]
+    fn resolve_skips_missing_files_but_tries_system_names() {
+        let list = candidates(None, None, Path::new(SETUP));
+        let mut loaded = Vec::new();
+        let (winner, ()) = resolve(
+            &list,
+            |_| false,
+            |c| {
+                loaded.push(c.path.clone());
+                if c.path == Path::new("libonnxruntime.so.1") {
+                    Ok(())
+                } else {
+                    Err("cannot open shared object file".to_owned())
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(winner.path, PathBuf::from("libonnxruntime.so.1"));
+        // The missing set-up library was never handed to the loader.
+        assert_eq!(
+            loaded,
+            vec![
+                PathBuf::from("libonnxruntime.so"),
+                PathBuf::from("libonnxruntime.so.1")
+            ]
+        );
+    }
+
+    #[test]
+    fn resolve_error_lists_every_attempt_in_order() {
+        let list = candidates(None, None, Path::new(SETUP));
+        let err = resolve(
+            &list,
+            |_| false,
+            |c| Err::<(), _>(format!("no {}", c.path.display())),
+        )
+        .unwrap_err();
+        let RuntimeError::NotLoaded { ref attempts } = err else {
+            panic!("unexpected error {err:?}");
+        };
+        assert_eq!(attempts.len(), 3);
+        assert_eq!(attempts[0].failure, NOT_FOUND);
+        assert_eq!(attempts[1].failure, "no libonnxruntime.so");
+        assert_eq!(attempts[2].failure, "no libonnxruntime.so.1");
+        assert_eq!(
+            err.paths(),
+            vec![
+                setup_lib().as_path(),
+                Path::new("libonnxruntime.so"),
+                Path::new("libonnxruntime.so.1")
+            ]
+        );
+        let text = err.to_string();
+        let setup = setup_lib().display().to_string();
+        let first = text.find(&setup).expect("names the set-up library");
+        let second = text
+            .find("libonnxruntime.so (")
+            .expect("names the system .so");
+        let third = text.find("libonnxruntime.so.1 (").expect("names the .so.1");
+        assert!(first < second && second < third, "{text}");
+        assert!(text.contains("set-up folder"), "{text}");
+        assert!(text.contains("dynamic loader search path"), "{text}");
+    }
+
+    #[test]
+    fn explicit_missing_file_is_not_loaded() {
+        let list = candidates(Some(Path::new("/bogus/libort.so")), None, Path::new(SETUP));
+        let err = resolve(
+            &list,
+            |_| false,
+            |_| -> Result<(), String> { panic!("a missing file must not be loaded") },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/bogus/libort.so (explicitly configured): file not found")
+        );
+    }
+
+    #[test]
+    fn reuse_rules() {
+        let loaded = Path::new("/a/libonnxruntime.so.1.31.1");
+        let canon = |p: &Path| {
+            Some(if p == Path::new("/link/libonnxruntime.so") {
+                loaded.to_path_buf()
+            } else {
+                p.to_path_buf()
+            })
+        };
+        // No explicit request, or the same library: share it.
+        check_reuse(loaded, None, |_| true, canon).unwrap();
+        check_reuse(loaded, Some(Path::new("")), |_| true, canon).unwrap();
+        check_reuse(loaded, Some(loaded), |_| true, canon).unwrap();
+        check_reuse(
+            loaded,
+            Some(Path::new("/link/libonnxruntime.so")),
+            |_| true,
+            canon,
+        )
+        .unwrap();
+        // A missing file is reported as such, naming it.
+        let err = check_reuse(loaded, Some(Path::new("/bogus.so")), |_| false, canon).unwrap_err();
+        assert!(matches!(err, RuntimeError::NotLoaded { .. }));
+        assert!(err.to_string().contains("/bogus.so"));
+        // Another existing library cannot be loaded on top.
+        let err = check_reuse(
+            loaded,
+            Some(Path::new("/b/libonnxruntime.so")),
+            |_| true,
+            canon,
+        )
+        .unwrap_err();
+        assert!(matches!(err, RuntimeError::AlreadyLoaded { .. }));
+        assert_eq!(err.paths(), vec![Path::new("/b/libonnxruntime.so"), loaded]);
+    }
+
+    #[test]
+    fn acquire_with_a_missing_explicit_path_names_it() {
+        // Whatever the process-wide state, a missing explicit file fails
+        // without touching it.
+        let bogus = Path::new("/nonexistent/sam2track-test/libonnxruntime.so");
+        let err = acquire(Some(bogus)).unwrap_err();
+        assert!(
+            err.to_string().contains(&bogus.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn default_setup_dir_is_absolute() {
+        assert!(
+            default_setup_dir().is_absolute(),
+            "{}",
+            default_setup_dir().display()
+        );
+    }
+}

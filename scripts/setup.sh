@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
+#
+# scripts/setup.sh: the one set-up command for sam2track.
+#
+# Meant for a fresh Debian bookworm (run as root, or with sudo available):
+#   1. installs the GStreamer, build and Python packages with apt-get;
+#   2. installs a Rust toolchain >= 1.92 with rustup, unless cargo is
+#      already new enough;
+#   3. downloads the ONNX Runtime wheel with pip, verifies its sha256 and
+#      extracts the shared library into .ort/lib/ (git-ignored);
+#   4. builds the workspace (cargo build --workspace --all-targets).
+#
+# Every step is skipped when already done, so running it again is cheap.
+#
+# Options:
+#   --with-export-tools  also create .venv-models and install the model export
+#                        tools' requirements (models/requirements.txt) into it
+#   -h, --help           show this help
+#
+# Environment:
+#   SAM2TRACK_ORT_DIR    install ONNX Runtime there instead of .ort/lib (relative
+#                        paths are relative to the repository root); the build
+#                        bakes the same variable in as the element's default.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+MIN_RUST="1.92"
+ORT_VERSION="1.31.1"
+ORT_WHEEL="onnxruntime-${ORT_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
+ORT_WHEEL_SHA256="5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
+ORT_MEMBERS=(
+    "onnxruntime/capi/libonnxruntime.so.${ORT_VERSION}"
+    "onnxruntime/capi/libonnxruntime_providers_shared.so"
+)
+ORT_LIB="libonnxruntime.so.${ORT_VERSION}"
+
+APT_PACKAGES=(
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-libav
+    build-essential pkg-config python3 python3-pip python3-venv
+    meson ninja-build curl ca-certificates
+)
+
+WITH_EXPORT_TOOLS=0
+
+log() { printf '==> %s\n' "$*"; }
+die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() { sed -n '4,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+for arg in "$@"; do
+    case "$arg" in
+        --with-export-tools) WITH_EXPORT_TOOLS=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown option: $arg" ;;
+    esac
+done
+
+case "${SAM2TRACK_ORT_DIR:-}" in
+    "") ORT_DIR="$REPO_ROOT/.ort/lib" ;;
+    /*) ORT_DIR="$SAM2TRACK_ORT_DIR" ;;
+    *) ORT_DIR="$REPO_ROOT/$SAM2TRACK_ORT_DIR" ;;
+esac
+
+TMP_DIR="$(mktemp -d)"
+trap 'rm -rf "$TMP_DIR"' EXIT
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "'$*' needs root: run this script as root (sudo scripts/setup.sh)"
+    fi
+}
+
+# ---------------------------------------------------------------- 1. apt
+install_apt_packages() {
+    local missing=() pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "System packages: all installed"
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install by hand: ${missing[*]}"
+    log "System packages: installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ---------------------------------------------------------------- 2. Rust
+# Prints "major.minor" of the cargo on PATH, or nothing.
+cargo_version() {
+    cargo --version 2>/dev/null | sed -n 's/^cargo \([0-9]*\)\.\([0-9]*\).*/\1.\2/p'
+}
+
+# version_ge A B: true when version A >= version B.
+version_ge() {
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    local have
+    have="$(cargo_version)"
+    if [ -n "$have" ] && version_ge "$have" "$MIN_RUST"; then
+        log "Rust: cargo $have (>= $MIN_RUST), leaving it alone"
+        return
+    fi
+    log "Rust: cargo ${have:-missing} is older than $MIN_RUST, installing rustup's $MIN_RUST toolchain"
+    if ! command -v rustup >/dev/null 2>&1; then
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+            | sh -s -- -y --quiet --profile minimal --default-toolchain none --no-modify-path
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    rustup toolchain install "$MIN_RUST" --profile minimal -c rustfmt,clippy
+    rustup default "$MIN_RUST"
+    have="$(cargo_version)"
+    { [ -n "$have" ] && version_ge "$have" "$MIN_RUST"; } \
+        || die "cargo is still ${have:-missing} after installing Rust $MIN_RUST"
+    log "Rust: cargo $have installed (add \$HOME/.cargo/bin to your PATH)"
+}
+
+# ---------------------------------------------------------------- 3. ONNX Runtime
+ort_installed() {
+    [ -f "$ORT_DIR/$ORT_LIB" ] \
+        && [ -f "$ORT_DIR/WHEEL_SHA256" ] \
+        && [ "$(cat "$ORT_DIR/WHEEL_SHA256")" = "$ORT_WHEEL_SHA256" ] \
+        && (cd "$ORT_DIR" && sha256sum --quiet --status -c SHA256SUMS)
+}
+
+# pip_download DIR: downloads the pinned wheel into DIR.
+pip_download() {
+    local dest="$1"
+    local args=(download "onnxruntime==$ORT_VERSION" --no-deps --only-binary=:all:
+        --python-version 3.11 --implementation cp --abi cp311
+        --platform manylinux_2_28_x86_64 -d "$dest"
+        --quiet --disable-pip-version-check)
+    if python3 -m pip "${args[@]}" 2>"$TMP_DIR/pip.err"; then
+        return 0
+    fi
+    # The system pip may be missing or "externally managed" (PEP 668): use a
+    # throwaway virtual environment just for pip.
+    log "ONNX Runtime: system pip failed ($(tail -n 1 "$TMP_DIR/pip.err")), retrying in a throwaway venv"
+    python3 -m venv "$TMP_DIR/venv" || die "python3 -m venv failed (is python3-venv installed?)"
+    "$TMP_DIR/venv/bin/python" -m pip "${args[@]}" \
+        || die "pip could not download onnxruntime==$ORT_VERSION"
+}
+
+install_ort() {
+    if ort_installed; then
+        log "ONNX Runtime: $ORT_VERSION already in $ORT_DIR"
+        return
+    fi
+    log "ONNX Runtime: downloading onnxruntime==$ORT_VERSION with pip"
+    local wheel_dir="$TMP_DIR/wheel"
+    mkdir -p "$wheel_dir"
+    pip_download "$wheel_dir"
+    local wheel="$wheel_dir/$ORT_WHEEL"
+    [ -f "$wheel" ] || die "pip did not produce $ORT_WHEEL (got: $(ls "$wheel_dir"))"
+
+    local actual
+    actual="$(sha256sum "$wheel" | cut -d ' ' -f 1)"
+    if [ "$actual" != "$ORT_WHEEL_SHA256" ]; then
+        printf '\nsetup.sh: SHA256 MISMATCH for %s\n  expected %s\n  got      %s\n' \
+            "$ORT_WHEEL" "$ORT_WHEEL_SHA256" "$actual" >&2
+        die "refusing to install an unverified ONNX Runtime"
+    fi
+    log "ONNX Runtime: wheel sha256 verified"
+
+    local stage="$TMP_DIR/stage"
+    mkdir -p "$stage"
+    python3 - "$wheel" "$stage" "${ORT_MEMBERS[@]}" <<'PY'
+import os, shutil, sys, zipfile
+wheel, dest, members = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as archive:
+    for member in members:
+        target = os.path.join(dest, os.path.basename(member))
+        with archive.open(member) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.chmod(target, 0o755)
+PY
+    local names=() member
+    for member in "${ORT_MEMBERS[@]}"; do names+=("$(basename "$member")"); done
+    (cd "$stage" && sha256sum -- "${names[@]}" >SHA256SUMS)
+    printf '%s\n' "$ORT_WHEEL_SHA256" >"$stage/WHEEL_SHA256"
+
+    mkdir -p "$(dirname "$ORT_DIR")"
+    rm -rf "$ORT_DIR"
+    mv "$stage" "$ORT_DIR"
+    ort_installed || die "ONNX Runtime installation in $ORT_DIR does not verify"
+    log "ONNX Runtime: installed $ORT_LIB into $ORT_DIR"
+}
+
+# ---------------------------------------------------------------- export tools
+install_export_tools() {
+    local req="$REPO_ROOT/models/requirements.txt"
+    [ -f "$req" ] || die "--with-export-tools: $req not found"
+    local venv="$REPO_ROOT/.venv-models"
+    if [ ! -x "$venv/bin/python" ]; then
+        log "Export tools: creating $venv"
+        python3 -m venv "$venv"
+    fi
+    log "Export tools: installing $req"
+    SAM2_BUILD_CUDA=0 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    log "Export tools: ready (activate with: . .venv-models/bin/activate)"
+}
+
+# ---------------------------------------------------------------- main
+install_apt_packages
+ensure_rust
+install_ort
+if [ "$WITH_EXPORT_TOOLS" -eq 1 ]; then
+    install_export_tools
+fi
+
+log "Building the workspace"
+cd "$REPO_ROOT"
+cargo build --workspace --all-targets
+log "Set-up complete. Run the tests with: scripts/test.sh"

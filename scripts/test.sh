@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
+#
+# scripts/test.sh: the one test command for sam2track.
+#
+#   1. cargo test --workspace (unit + integration tests, debug build); extra
+#      arguments are passed on to cargo test, e.g. scripts/test.sh -- --nocapture
+#   2. gst-inspect-1.0 must find the sam2track element in the debug build
+#      (target/debug/libgstsam2.so).
+#
+# Needs scripts/setup.sh to have been run once (GStreamer, Rust, ONNX Runtime).
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+log() { printf '==> %s\n' "$*"; }
+
+log "cargo test --workspace $*"
+cargo test --workspace "$@"
+
+# cargo test leaves the cdylib in target/debug/deps/; `cargo build` copies it
+# to target/debug/ (nothing to recompile), where GStreamer can load it.
+log "cargo build -p gst-plugin-sam2 --lib"
+cargo build --quiet -p gst-plugin-sam2 --lib
+plugin_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
+log "gst-inspect-1.0 sam2track (GST_PLUGIN_PATH=$plugin_dir)"
+if ! inspect_out="$(GST_PLUGIN_PATH="$plugin_dir" gst-inspect-1.0 sam2track 2>&1)"; then
+    printf '%s\n' "$inspect_out" >&2
+    printf 'test.sh: gst-inspect-1.0 could not find the sam2track element in %s\n' "$plugin_dir" >&2
+    exit 1
+fi
+printf '%s\n' "$inspect_out" | grep -E '^  (Long-name|Klass|Description)|^  (Name|Version|License) ' || true
+log "gst-inspect-1.0 sam2track: OK"
