@@ -355,7 +355,7 @@ def main(argv=None):
             "family": family,
             "sam2_1": family.endswith("sam2.1"),
             "weights": (
-                {"kind": "random", "seed": args.seed}
+                {"kind": "random", "seed": args.seed, "calibrated_for_golden": args.config == G.MICRO_CONFIG}
                 if args.random_weights
                 else {"kind": "checkpoint", "file": os.path.basename(args.checkpoint), "sha256": sha256(args.checkpoint)}
             ),

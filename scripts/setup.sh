@@ -215,7 +215,11 @@ install_export_tools() {
         python3 -m venv "$venv"
     fi
     log "Export tools: installing $req"
-    SAM2_BUILD_CUDA=0 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    local pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+    # sam2 is built from source and needs torch at build time: install torch first and
+    # build sam2 against it (no isolated build env, which would fetch torch a second time).
+    "${pip[@]}" setuptools wheel $(grep -E '^(torch|torchvision)==' "$req")
+    SAM2_BUILD_CUDA=0 "${pip[@]}" --no-build-isolation -r "$req"
     log "Export tools: ready (activate with: . .venv-models/bin/activate)"
 }
 

@@ -44,11 +44,19 @@ fn require_runtime() -> Arc<runtime::OrtRuntime> {
     runtime::acquire(None).unwrap_or_else(|err| panic!("ONNX Runtime does not load: {err}"))
 }
 
-/// A model directory that passes the current checks.
-fn model_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join(model::MANIFEST_FILE), "{}").expect("write manifest");
-    dir
+/// The committed micro model (tests/fixtures/micro), a complete model directory.
+fn micro_model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/micro")
+}
+
+/// A copy of the micro model that a test may break.
+fn micro_model_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    for entry in std::fs::read_dir(micro_model_dir()).expect("tests/fixtures/micro") {
+        let entry = entry.expect("directory entry");
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).expect("copy fixture");
+    }
+    tmp
 }
 
 fn make_element() -> gst::Element {
@@ -314,6 +322,37 @@ fn model_dir_without_manifest_posts_error() {
 }
 
 #[test]
+fn model_dir_missing_a_graph_posts_error_naming_it() {
+    require_runtime();
+    let dir = micro_model_copy();
+    std::fs::remove_file(dir.path().join("memory_encoder.onnx")).expect("remove graph");
+    let (error, _) = expect_error(run_pipeline(1, |e| set_path(e, "model-dir", dir.path())));
+    assert!(error.matches(gst::ResourceError::Settings), "{error:?}");
+    let text = error.message();
+    assert!(text.contains("memory_encoder.onnx"), "{text}");
+    assert!(text.contains("graph memory_encoder is missing"), "{text}");
+}
+
+#[test]
+fn graph_with_wrong_inputs_posts_error_naming_graph_and_tensor() {
+    require_runtime();
+    let dir = micro_model_copy();
+    // the mask decoder in place of the memory encoder: other input names
+    std::fs::copy(
+        dir.path().join("mask_decoder.onnx"),
+        dir.path().join("memory_encoder.onnx"),
+    )
+    .expect("replace graph");
+    let (error, _) = expect_error(run_pipeline(1, |e| set_path(e, "model-dir", dir.path())));
+    assert!(error.matches(gst::ResourceError::Settings), "{error:?}");
+    let text = error.message();
+    assert!(
+        text.contains("graph memory_encoder: input 'vision_feat': missing"),
+        "{text}"
+    );
+}
+
+#[test]
 fn unset_model_dir_posts_error() {
     require_runtime();
     let (error, _) = expect_error(run_pipeline(1, |_| {}));
@@ -328,15 +367,15 @@ fn unset_model_dir_posts_error() {
 #[test]
 fn valid_setup_passes_buffers_through() {
     require_runtime();
-    let dir = model_dir();
-    match run_pipeline(5, |e| set_path(e, "model-dir", dir.path())) {
+    let dir = micro_model_dir();
+    match run_pipeline(5, |e| set_path(e, "model-dir", &dir)) {
         Outcome::Eos { buffers } => assert_eq!(buffers, 5),
         Outcome::Error { error, debug } => panic!("unexpected error {error:?} ({debug})"),
     }
     // Explicitly naming the library that is already loaded is fine too.
     let lib = setup_library();
     let outcome = run_pipeline(2, |e| {
-        set_path(e, "model-dir", dir.path());
+        set_path(e, "model-dir", &dir);
         set_path(e, "ort-library", &lib);
     });
     assert!(
@@ -348,9 +387,9 @@ fn valid_setup_passes_buffers_through() {
 #[test]
 fn harness_passthrough_keeps_the_buffer() {
     require_runtime();
-    let dir = model_dir();
+    let dir = micro_model_dir();
     let element = make_element();
-    set_path(&element, "model-dir", dir.path());
+    set_path(&element, "model-dir", &dir);
     let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
     h.set_src_caps_str("video/x-raw,format=RGBA,width=4,height=2,framerate=30/1");
 

@@ -2,15 +2,17 @@
 
 //! Exported model directories.
 //!
-//! A model directory is produced by the export tools under `models/` and
-//! holds a `model.json` manifest next to the ONNX graphs it references.
-//!
-//! This is a placeholder: for now it only checks that the directory and its
-//! manifest exist. Parsing and validating the manifest replaces the body of
-//! [`check_model_dir`].
+//! A model directory is produced by `models/export.py` and holds a `model.json`
+//! manifest next to the four ONNX graphs it references (see
+//! `models/CONTRACT.md`). [`ModelDir::open`] reads and checks the manifest
+//! without ONNX Runtime; [`ModelDir::check_graphs`] loads every graph and checks
+//! its inputs and outputs against the contract.
 
 use std::io;
 use std::path::{Path, PathBuf};
+
+use super::contract::{self, ContractError};
+use super::manifest::{GRAPH_NAMES, Manifest, ManifestError};
 
 /// File name of the manifest inside a model directory.
 pub const MANIFEST_FILE: &str = "model.json";
@@ -22,46 +24,181 @@ pub enum ModelError {
     DirMissing(PathBuf),
     #[error("model directory {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
-    #[error("cannot access model directory {}: {source}", .path.display())]
+    #[error("cannot read {}: {source}", .path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
     #[error(
-        "model directory {} has no {MANIFEST_FILE} (export a model with the tools under models/)",
+        "model directory {} has no {MANIFEST_FILE} (export a model with models/export.py)",
         .0.display()
     )]
     ManifestMissing(PathBuf),
+    #[error("{}: {source}", .path.display())]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: ManifestError,
+    },
+    #[error(
+        "graph {graph} is missing: {} does not exist (the model directory is incomplete; \
+         re-export it with models/export.py)",
+        .path.display()
+    )]
+    GraphMissing { graph: &'static str, path: PathBuf },
+    #[error("ONNX Runtime cannot load graph {graph} from {}: {message}", .path.display())]
+    GraphLoad {
+        graph: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("{}: {source}", .path.display())]
+    Contract {
+        path: PathBuf,
+        #[source]
+        source: ContractError,
+    },
 }
 
-/// Checks that `dir` looks like an exported model directory: it exists, is a
-/// directory and contains [`MANIFEST_FILE`].
+/// A model directory whose manifest has been read and checked.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl ModelDir {
+    /// Reads `dir/model.json`, checks it (sizes, constants, graph entries, and
+    /// that the recorded graph I/O is this plugin's contract) and that every
+    /// graph file exists.
+    pub fn open(dir: &Path) -> Result<Self, ModelError> {
+        let metadata = match std::fs::metadata(dir) {
+            Ok(metadata) => metadata,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(ModelError::DirMissing(dir.to_path_buf()));
+            }
+            Err(source) => {
+                return Err(ModelError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        if !metadata.is_dir() {
+            return Err(ModelError::NotADirectory(dir.to_path_buf()));
+        }
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text = match std::fs::read_to_string(&manifest_path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(ModelError::ManifestMissing(dir.to_path_buf()));
+            }
+            Err(source) => {
+                return Err(ModelError::Io {
+                    path: manifest_path,
+                    source,
+                });
+            }
+        };
+        let manifest = Manifest::from_json(&text).map_err(|source| ModelError::Manifest {
+            path: manifest_path.clone(),
+            source,
+        })?;
+        contract::check_manifest_entries(&manifest).map_err(|source| ModelError::Contract {
+            path: manifest_path,
+            source,
+        })?;
+        let model = ModelDir {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        for graph in GRAPH_NAMES {
+            let path = model.graph_path(graph);
+            if !path.is_file() {
+                return Err(ModelError::GraphMissing { graph, path });
+            }
+        }
+        Ok(model)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Path of a graph file (`graph` is one of [`GRAPH_NAMES`]).
+    pub fn graph_path(&self, graph: &str) -> PathBuf {
+        self.dir.join(&self.manifest.graphs[graph].file)
+    }
+
+    /// Loads one graph on the CPU with default options and checks its declared
+    /// inputs and outputs against the contract.
+    pub fn load_checked(
+        &self,
+        environment: &ort::environment::Environment,
+        graph: &'static str,
+    ) -> Result<ort::session::Session, ModelError> {
+        let path = self.graph_path(graph);
+        let load_err = |message: String| ModelError::GraphLoad {
+            graph,
+            path: path.clone(),
+            message,
+        };
+        let session = ort::session::Session::builder(environment)
+            .and_then(|mut b| b.commit_from_file(&path))
+            .map_err(|e| load_err(e.to_string()))?;
+        let spec =
+            contract::graph_spec(&self.manifest, graph).expect("every graph name has a contract");
+        contract::check_session(&spec, &session).map_err(|source| ModelError::Contract {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(session)
+    }
+
+    /// Loads every graph and checks it against the contract.
+    pub fn check_graphs(
+        &self,
+        environment: &ort::environment::Environment,
+    ) -> Result<(), ModelError> {
+        for graph in GRAPH_NAMES {
+            self.load_checked(environment, graph)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `dir` is a usable model directory without loading the graphs.
 pub fn check_model_dir(dir: &Path) -> Result<(), ModelError> {
-    let metadata = match std::fs::metadata(dir) {
-        Ok(metadata) => metadata,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(ModelError::DirMissing(dir.to_path_buf()));
-        }
-        Err(source) => {
-            return Err(ModelError::Io {
-                path: dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    if !metadata.is_dir() {
-        return Err(ModelError::NotADirectory(dir.to_path_buf()));
-    }
-    if !dir.join(MANIFEST_FILE).is_file() {
-        return Err(ModelError::ManifestMissing(dir.to_path_buf()));
-    }
-    Ok(())
+    ModelDir::open(dir).map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MICRO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/micro");
+
+    /// A copy of the micro model that a test may break.
+    fn micro_copy() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(MICRO).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+        }
+        tmp
+    }
+
+    #[test]
+    fn micro_fixture_opens() {
+        let m = ModelDir::open(Path::new(MICRO)).unwrap();
+        assert_eq!(m.manifest().image_size, 128);
+        assert!(m.graph_path("mask_decoder").ends_with("mask_decoder.onnx"));
+    }
 
     #[test]
     fn missing_dir_is_reported_with_its_path() {
@@ -92,9 +229,29 @@ mod tests {
     }
 
     #[test]
-    fn dir_with_manifest_is_accepted() {
+    fn invalid_manifest_names_the_file() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join(MANIFEST_FILE), "{}").unwrap();
-        check_model_dir(tmp.path()).unwrap();
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(matches!(err, ModelError::Manifest { .. }), "{err}");
+        assert!(err.to_string().contains(MANIFEST_FILE), "{err}");
+    }
+
+    #[test]
+    fn missing_graph_is_named() {
+        let tmp = micro_copy();
+        std::fs::remove_file(tmp.path().join("memory_attention.onnx")).unwrap();
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::GraphMissing {
+                    graph: "memory_attention",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("memory_attention.onnx"), "{err}");
     }
 }

@@ -267,23 +267,25 @@ impl BaseTransformImpl for Sam2Track {
                 )
             ));
         };
-        model::check_model_dir(&model_dir).map_err(|err| {
-            let kind = if model_dir.is_dir() {
-                gst::ResourceError::Settings
-            } else {
-                gst::ResourceError::NotFound
-            };
-            gst::error_msg!(
-                kind,
-                (
-                    "Cannot use model directory {} ('{}' property): {}",
-                    model_dir.display(),
-                    PROP_MODEL_DIR,
-                    err
-                ),
-                ["{err:?}"]
-            )
-        })?;
+        model::ModelDir::open(&model_dir)
+            .and_then(|m| m.check_graphs(runtime.environment()))
+            .map_err(|err| {
+                let kind = if model_dir.is_dir() {
+                    gst::ResourceError::Settings
+                } else {
+                    gst::ResourceError::NotFound
+                };
+                gst::error_msg!(
+                    kind,
+                    (
+                        "Cannot use model directory {} ('{}' property): {}",
+                        model_dir.display(),
+                        PROP_MODEL_DIR,
+                        err
+                    ),
+                    ["{err:?}"]
+                )
+            })?;
         gst::info!(
             CAT,
             imp = self,
