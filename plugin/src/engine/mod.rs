@@ -10,4 +10,7 @@
 pub mod contract;
 pub mod manifest;
 pub mod model;
+pub mod ops;
 pub mod runtime;
+pub mod stages;
+pub mod tracker;

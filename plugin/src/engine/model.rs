@@ -61,6 +61,13 @@ pub enum ModelError {
     },
 }
 
+/// ONNX Runtime session settings applied to every graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Threads ONNX Runtime uses inside one graph (None: its default, one per core).
+    pub intra_threads: Option<usize>,
+}
+
 /// A model directory whose manifest has been read and checked.
 #[derive(Debug, Clone)]
 pub struct ModelDir {
@@ -142,14 +149,31 @@ impl ModelDir {
         environment: &ort::environment::Environment,
         graph: &'static str,
     ) -> Result<ort::session::Session, ModelError> {
+        self.load_checked_with(environment, graph, &SessionOptions::default())
+    }
+
+    /// [`ModelDir::load_checked`] with session options.
+    pub fn load_checked_with(
+        &self,
+        environment: &ort::environment::Environment,
+        graph: &'static str,
+        options: &SessionOptions,
+    ) -> Result<ort::session::Session, ModelError> {
         let path = self.graph_path(graph);
         let load_err = |message: String| ModelError::GraphLoad {
             graph,
             path: path.clone(),
             message,
         };
-        let session = ort::session::Session::builder(environment)
-            .and_then(|mut b| b.commit_from_file(&path))
+        let mut builder =
+            ort::session::Session::builder(environment).map_err(|e| load_err(e.to_string()))?;
+        if let Some(n) = options.intra_threads {
+            builder = builder
+                .with_intra_threads(n)
+                .map_err(|e| load_err(e.to_string()))?;
+        }
+        let session = builder
+            .commit_from_file(&path)
             .map_err(|e| load_err(e.to_string()))?;
         let spec =
             contract::graph_spec(&self.manifest, graph).expect("every graph name has a contract");
