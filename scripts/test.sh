@@ -24,6 +24,11 @@ log() { printf '==> %s\n' "$*"; }
 log "cargo test --workspace $*"
 cargo test --workspace "$@"
 
+# The GPU execution-provider code compiled in, against the CPU-only ONNX Runtime:
+# requesting CUDA must fail clearly, or fall back to the CPU when allowed.
+log "cargo test --features cuda --test engine unavailable_gpu_provider $*"
+cargo test -p gst-plugin-sam2 --features cuda --test engine unavailable_gpu_provider "$@"
+
 # cargo test leaves the cdylib in target/debug/deps/; `cargo build` copies it
 # to target/debug/ (nothing to recompile), where GStreamer can load it.
 log "cargo build -p gst-plugin-sam2 --lib"

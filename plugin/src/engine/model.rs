@@ -53,6 +53,15 @@ pub enum ModelError {
         path: PathBuf,
         message: String,
     },
+    #[error(
+        "execution provider {provider} cannot run graph {graph}: {reason} (allow the CPU \
+         fallback or choose the cpu provider)"
+    )]
+    Provider {
+        provider: &'static str,
+        graph: &'static str,
+        reason: String,
+    },
     #[error("{}: {source}", .path.display())]
     Contract {
         path: PathBuf,
@@ -61,18 +70,48 @@ pub enum ModelError {
     },
 }
 
+/// Where the graphs run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider (always available).
+    #[default]
+    Cpu,
+    /// NVIDIA CUDA (needs the `cuda` cargo feature and an onnxruntime-gpu library).
+    Cuda { device_id: i32 },
+    /// NVIDIA TensorRT, CUDA for what it cannot run (needs the `tensorrt` feature).
+    TensorRt { device_id: i32 },
+}
+
+impl ExecutionProvider {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda { .. } => "cuda",
+            ExecutionProvider::TensorRt { .. } => "tensorrt",
+        }
+    }
+}
+
 /// ONNX Runtime session settings applied to every graph.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionOptions {
     /// Threads ONNX Runtime uses inside one graph (None: its default, one per core).
     pub intra_threads: Option<usize>,
+    /// Requested execution provider.
+    pub provider: ExecutionProvider,
+    /// When the requested GPU provider cannot be used (not compiled in, CPU-only
+    /// ONNX Runtime library, no device): run on the CPU instead of failing.
+    /// The fallback is reported by [`ModelDir::load_checked_with`]'s caller.
+    pub fallback_to_cpu: bool,
 }
 
 /// A model directory whose manifest has been read and checked.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ModelDir {
     dir: PathBuf,
     manifest: Manifest,
+    /// GPU-to-CPU fallbacks taken while loading graphs, as messages.
+    fallbacks: std::sync::Mutex<Vec<String>>,
 }
 
 impl ModelDir {
@@ -119,6 +158,7 @@ impl ModelDir {
         let model = ModelDir {
             dir: dir.to_path_buf(),
             manifest,
+            fallbacks: Default::default(),
         };
         for graph in GRAPH_NAMES {
             let path = model.graph_path(graph);
@@ -127,6 +167,14 @@ impl ModelDir {
             }
         }
         Ok(model)
+    }
+
+    /// Fallbacks to the CPU taken so far (see [`SessionOptions::fallback_to_cpu`]).
+    pub fn fallbacks(&self) -> Vec<String> {
+        self.fallbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn dir(&self) -> &Path {
@@ -165,16 +213,45 @@ impl ModelDir {
             path: path.clone(),
             message,
         };
-        let mut builder =
-            ort::session::Session::builder(environment).map_err(|e| load_err(e.to_string()))?;
-        if let Some(n) = options.intra_threads {
-            builder = builder
-                .with_intra_threads(n)
-                .map_err(|e| load_err(e.to_string()))?;
-        }
-        let session = builder
-            .commit_from_file(&path)
-            .map_err(|e| load_err(e.to_string()))?;
+        let base = || {
+            let mut builder =
+                ort::session::Session::builder(environment).map_err(|e| load_err(e.to_string()))?;
+            if let Some(n) = options.intra_threads {
+                builder = builder
+                    .with_intra_threads(n)
+                    .map_err(|e| load_err(e.to_string()))?;
+            }
+            Ok::<_, ModelError>(builder)
+        };
+        let gpu = register_provider(base()?, options.provider).and_then(|b| {
+            b.map(|mut b| b.commit_from_file(&path).map_err(|e| e.to_string()))
+                .transpose()
+        });
+        let session = match gpu {
+            Ok(Some(session)) => session,
+            Ok(None) => base()?
+                .commit_from_file(&path)
+                .map_err(|e| load_err(e.to_string()))?,
+            Err(reason) if options.fallback_to_cpu => {
+                self.fallbacks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!(
+                        "{graph}: {} unavailable ({reason}), running on the CPU",
+                        options.provider.name()
+                    ));
+                base()?
+                    .commit_from_file(&path)
+                    .map_err(|e| load_err(e.to_string()))?
+            }
+            Err(reason) => {
+                return Err(ModelError::Provider {
+                    provider: options.provider.name(),
+                    graph,
+                    reason,
+                });
+            }
+        };
         let spec =
             contract::graph_spec(&self.manifest, graph).expect("every graph name has a contract");
         contract::check_session(&spec, &session).map_err(|source| ModelError::Contract {
@@ -193,6 +270,51 @@ impl ModelDir {
             self.load_checked(environment, graph)?;
         }
         Ok(())
+    }
+}
+
+/// Adds the requested GPU provider to `builder` (strict: registration errors
+/// are returned). `Ok(None)`: the CPU was requested.
+fn register_provider(
+    builder: ort::session::builder::SessionBuilder,
+    provider: ExecutionProvider,
+) -> Result<Option<ort::session::builder::SessionBuilder>, String> {
+    match provider {
+        ExecutionProvider::Cpu => {
+            drop(builder);
+            Ok(None)
+        }
+        #[cfg(feature = "cuda")]
+        ExecutionProvider::Cuda { device_id } => builder
+            .with_execution_providers([ort::ep::CUDA::default()
+                .with_device_id(device_id)
+                .build()
+                .error_on_failure()])
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "tensorrt")]
+        ExecutionProvider::TensorRt { device_id } => builder
+            .with_execution_providers([
+                ort::ep::TensorRT::default()
+                    .with_device_id(device_id)
+                    .build()
+                    .error_on_failure(),
+                ort::ep::CUDA::default()
+                    .with_device_id(device_id)
+                    .build()
+                    .error_on_failure(),
+            ])
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        #[allow(unreachable_patterns)]
+        other => {
+            drop(builder);
+            Err(format!(
+                "this build has no {} support (rebuild with `cargo build --features {}`)",
+                other.name(),
+                other.name()
+            ))
+        }
     }
 }
 

@@ -911,13 +911,24 @@ impl Tracker {
         Ok(outs)
     }
 
-    /// Drops memories the selection rules can no longer reach.
+    /// Drops memories the selection rules can no longer reach: after frame t,
+    /// prompts on t still read non-conditioning memories back to
+    /// t − (num_maskmem − 1)·stride (spatial) and t − (max_ptrs − 1) (pointers).
     fn prune(&mut self, t: u64) {
         let r = &self.rules;
-        let reach = u64::from((r.num_maskmem.saturating_sub(1)).max(r.max_ptrs - 1) * r.stride) + 1;
+        let reach = u64::from(((r.num_maskmem - 1) * r.stride).max(r.max_ptrs - 1));
         let oldest = t.saturating_sub(reach);
         for o in &mut self.objects {
             o.non_cond = o.non_cond.split_off(&oldest);
+            // with a limit, only the `max_cond` most recent conditioning frames are ever
+            // selected again; older ones are read only inside the non-conditioning reach
+            if r.max_cond > 0 && o.cond.len() > r.max_cond as usize {
+                let surplus = o.cond.len() - r.max_cond as usize;
+                let old: Vec<u64> = o.cond.keys().copied().take(surplus).collect();
+                for f in old.into_iter().filter(|f| *f < oldest) {
+                    o.cond.remove(&f);
+                }
+            }
         }
     }
 

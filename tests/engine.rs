@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The streaming engine with the micro model: bad input is refused with a
+//! clear error and leaves the tracker usable; frame layouts; bounded memory
+//! on a long stream.
+
+use std::path::{Path, PathBuf};
+
+use gstsam2::engine::model::{ModelDir, SessionOptions};
+use gstsam2::engine::runtime;
+use gstsam2::engine::stages::Stages;
+use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig, TrackerError};
+
+const W: usize = 96;
+const H: usize = 64;
+
+fn micro_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/micro")
+}
+
+fn tracker_with(config: TrackerConfig) -> Tracker {
+    let lib = runtime::default_setup_dir().join(runtime::SETUP_LIBRARY_NAME);
+    assert!(
+        lib.is_file(),
+        "ONNX Runtime is not installed at {}: run `sudo scripts/setup.sh` first",
+        lib.display()
+    );
+    let rt = runtime::acquire(None).expect("ONNX Runtime loads");
+    let model = ModelDir::open(&micro_dir()).expect("micro model");
+    let options = SessionOptions {
+        intra_threads: Some(1),
+        ..SessionOptions::default()
+    };
+    let stages = Stages::load(&model, rt.environment(), &options).expect("graphs load");
+    Tracker::new(stages, model.manifest(), config).expect("tracker")
+}
+
+/// A synthetic RGB frame: a moving bright square on a gradient.
+fn synthetic(t: usize) -> Vec<u8> {
+    let mut v = vec![0u8; W * H * 3];
+    let (cx, cy) = (20 + (t * 3) % 50, 16 + (t * 2) % 30);
+    for y in 0..H {
+        for x in 0..W {
+            let p = (y * W + x) * 3;
+            let inside = x.abs_diff(cx) < 10 && y.abs_diff(cy) < 10;
+            v[p] = if inside { 230 } else { (x * 2) as u8 };
+            v[p + 1] = if inside { 40 } else { (y * 3) as u8 };
+            v[p + 2] = ((x + y + t) % 256) as u8;
+        }
+    }
+    v
+}
+
+fn rgb_frame(data: &[u8]) -> Frame<'_> {
+    Frame {
+        data,
+        width: W,
+        height: H,
+        stride: W * 3,
+        format: PixelFormat::Rgb,
+    }
+}
+
+#[test]
+fn bad_input_is_refused_and_the_tracker_goes_on() {
+    let mut tr = tracker_with(TrackerConfig {
+        max_objects: 2,
+        ..TrackerConfig::default()
+    });
+    // before any frame
+    assert!(matches!(
+        tr.add_points(1, &[[10.0, 10.0]], &[1], true),
+        Err(TrackerError::NoFrame)
+    ));
+    assert!(matches!(tr.track(), Err(TrackerError::NoFrame)));
+    // zero-size frame
+    let e = tr
+        .begin_frame(&Frame {
+            data: &[],
+            width: 0,
+            height: 10,
+            stride: 0,
+            format: PixelFormat::Rgb,
+        })
+        .unwrap_err();
+    assert!(matches!(e, TrackerError::EmptyFrame { .. }), "{e}");
+    // too little data for the frame
+    let short = vec![0u8; 10];
+    let e = tr.begin_frame(&rgb_frame(&short)).unwrap_err();
+    assert!(e.to_string().contains("needs"), "{e}");
+
+    let f0 = synthetic(0);
+    assert_eq!(tr.begin_frame(&rgb_frame(&f0)).unwrap(), 0);
+    tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
+
+    let e = tr.add_points(2, &[[200.0, 10.0]], &[1], true).unwrap_err();
+    assert!(matches!(e, TrackerError::PointOutside { .. }), "{e}");
+    assert!(
+        e.to_string().contains("(200, 10)") && e.to_string().contains("96x64"),
+        "{e}"
+    );
+    let e = tr.add_points(2, &[[10.0, 10.0]], &[7], true).unwrap_err();
+    assert!(matches!(e, TrackerError::BadLabel(7)), "{e}");
+    let e = tr.add_points(2, &[[10.0, 10.0]], &[], true).unwrap_err();
+    assert!(matches!(e, TrackerError::LabelCount(1, 0)), "{e}");
+    let e = tr
+        .add_box(2, [30.0, 30.0, 30.0, 50.0], &[], &[])
+        .unwrap_err();
+    assert!(matches!(e, TrackerError::EmptyBox { .. }), "{e}");
+    let e = tr
+        .add_box(2, [50.0, 10.0, 40.0, 20.0], &[], &[])
+        .unwrap_err();
+    assert!(matches!(e, TrackerError::EmptyBox { .. }), "{e}");
+    let e = tr.add_mask(2, &[1u8; 10]).unwrap_err();
+    assert!(
+        matches!(e, TrackerError::MaskSize { got: 10, need, .. } if need == W * H),
+        "{e}"
+    );
+    let e = tr.remove_object(9).unwrap_err();
+    assert!(matches!(e, TrackerError::UnknownObject(9)), "{e}");
+    let e = tr.clear_prompts(9).unwrap_err();
+    assert!(matches!(e, TrackerError::UnknownObject(9)), "{e}");
+    // refused prompts did not create objects
+    assert_eq!(tr.object_ids(), vec![1]);
+
+    tr.add_box(2, [60.0, 30.0, 90.0, 60.0], &[], &[]).unwrap();
+    let e = tr.add_points(3, &[[5.0, 5.0]], &[1], true).unwrap_err();
+    assert!(
+        matches!(e, TrackerError::TooManyObjects { max: 2, id: 3 }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("at most 2 objects"), "{e}");
+
+    // the stream goes on with both objects
+    let outs = tr.track().unwrap();
+    assert_eq!(outs.iter().map(|o| o.id).collect::<Vec<_>>(), vec![1, 2]);
+    for t in 1..4 {
+        let f = synthetic(t);
+        tr.begin_frame(&rgb_frame(&f)).unwrap();
+        let outs = tr.track().unwrap();
+        assert_eq!(outs.len(), 2);
+        assert!(outs.iter().all(|o| !o.is_cond));
+        let masks = tr.frame_masks(&outs).unwrap();
+        assert!(masks.iter().all(|m| m.len() == W * H));
+    }
+    // removing one frees a slot
+    tr.remove_object(2).unwrap();
+    tr.add_points(3, &[[5.0, 5.0]], &[1], true).unwrap();
+    assert_eq!(tr.object_ids(), vec![1, 3]);
+}
+
+#[test]
+fn pixel_layouts_and_strides_give_the_same_features() {
+    let rgb = synthetic(5);
+    let mut outs = Vec::new();
+    // RGB, BGRx with padding at the end of each row, RGBA
+    let stride = W * 4 + 8;
+    let mut bgrx = vec![0u8; stride * H];
+    let mut rgba = vec![0u8; W * H * 4];
+    for y in 0..H {
+        for x in 0..W {
+            let s = (y * W + x) * 3;
+            let d = y * stride + x * 4;
+            bgrx[d] = rgb[s + 2];
+            bgrx[d + 1] = rgb[s + 1];
+            bgrx[d + 2] = rgb[s];
+            bgrx[d + 3] = 0x55;
+            let a = (y * W + x) * 4;
+            rgba[a..a + 3].copy_from_slice(&rgb[s..s + 3]);
+            rgba[a + 3] = 255;
+        }
+    }
+    for frame in [
+        rgb_frame(&rgb),
+        Frame {
+            data: &bgrx,
+            width: W,
+            height: H,
+            stride,
+            format: PixelFormat::Bgrx,
+        },
+        Frame {
+            data: &rgba,
+            width: W,
+            height: H,
+            stride: W * 4,
+            format: PixelFormat::Rgba,
+        },
+    ] {
+        let mut tr = tracker_with(TrackerConfig::default());
+        tr.begin_frame(&frame).unwrap();
+        let o = tr.add_points(1, &[[40.0, 30.0]], &[1], true).unwrap();
+        outs.push(o.logits.data);
+    }
+    assert_eq!(outs[0], outs[1], "BGRx with row padding reads like RGB");
+    assert_eq!(outs[0], outs[2], "RGBA reads like RGB");
+}
+
+fn vm_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// 2,000 frames, 3 objects: what the engine stores after frame 2,000 equals
+/// what it stored after frame 50.
+#[test]
+fn memory_is_bounded_on_a_long_stream() {
+    const FRAMES: usize = 2000;
+    let mut tr = tracker_with(TrackerConfig::default());
+    let s = tr.dims().s;
+    // prepared S×S frames: no resize cost, the memory bank is what is measured
+    let frames: Vec<Vec<u8>> = (0..16)
+        .map(|t| {
+            (0..s * s * 3)
+                .map(|i| ((i * 7 + t * 13 + (i / (s * 3)) * 5) % 256) as u8)
+                .collect()
+        })
+        .collect();
+    let mut at_50 = None;
+    let mut rss_50 = None;
+    for t in 0..FRAMES {
+        tr.begin_prepared_frame(&frames[t % frames.len()], 160, 120)
+            .unwrap();
+        if t == 0 {
+            tr.add_points(1, &[[30.0, 30.0]], &[1], true).unwrap();
+            tr.add_box(2, [80.0, 20.0, 150.0, 100.0], &[], &[]).unwrap();
+        }
+        if t == 10 {
+            tr.add_points(3, &[[100.0, 90.0], [20.0, 100.0]], &[1, 0], true)
+                .unwrap();
+        }
+        let outs = tr.track().unwrap();
+        assert_eq!(outs.len(), if t < 10 { 2 } else { 3 });
+        if t == 49 {
+            at_50 = Some((tr.stored_bytes(), tr.stored_memories()));
+            rss_50 = vm_rss_kib();
+        }
+    }
+    let at_end = (tr.stored_bytes(), tr.stored_memories());
+    let rss_end = vm_rss_kib();
+    println!(
+        "memory bank after frame 50: {:?} (bytes, memories), after frame {FRAMES}: {at_end:?}; \
+         VmRSS {rss_50:?} KiB -> {rss_end:?} KiB",
+        at_50.unwrap()
+    );
+    assert_eq!(Some(at_end), at_50);
+    // 3 objects: 1 conditioning memory each + frames t-15..t (pointers reach 15 back)
+    assert_eq!(at_end.1, 3 * (1 + 16));
+}
+
+/// A GPU provider that cannot be used is an error naming it, unless the CPU
+/// fallback is allowed; then the graphs load on the CPU and the fallback is
+/// reported.
+#[test]
+fn unavailable_gpu_provider_errors_or_falls_back() {
+    use gstsam2::engine::model::{ExecutionProvider, ModelError};
+    let lib = runtime::default_setup_dir().join(runtime::SETUP_LIBRARY_NAME);
+    assert!(lib.is_file(), "run `sudo scripts/setup.sh` first");
+    let rt = runtime::acquire(None).expect("ONNX Runtime loads");
+    let model = ModelDir::open(&micro_dir()).expect("micro model");
+    // The set-up library is the CPU build of ONNX Runtime: CUDA can never register
+    // (and without the `cuda` feature it is not compiled in at all).
+    let strict = SessionOptions {
+        provider: ExecutionProvider::Cuda { device_id: 0 },
+        ..SessionOptions::default()
+    };
+    let err = match Stages::load(&model, rt.environment(), &strict) {
+        Err(e) => e,
+        Ok(_) => panic!("CUDA cannot load with the CPU-only ONNX Runtime"),
+    };
+    assert!(
+        matches!(
+            err,
+            ModelError::Provider {
+                provider: "cuda",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("execution provider cuda"), "{err}");
+    let lenient = SessionOptions {
+        fallback_to_cpu: true,
+        ..strict
+    };
+    let stages = Stages::load(&model, rt.environment(), &lenient).expect("CPU fallback");
+    let fallbacks = model.fallbacks();
+    assert_eq!(fallbacks.len(), 4, "{fallbacks:?}");
+    assert!(fallbacks[0].contains("running on the CPU"), "{fallbacks:?}");
+    let mut tr = Tracker::new(stages, model.manifest(), TrackerConfig::default()).unwrap();
+    let f = synthetic(0);
+    tr.begin_frame(&rgb_frame(&f)).unwrap();
+    tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
+    assert_eq!(tr.track().unwrap().len(), 1);
+}
+
+/// With a limit on conditioning frames in attention, repeated corrections do
+/// not grow the memory bank either.
+#[test]
+fn conditioning_memory_is_bounded_with_a_limit() {
+    let mut tr = tracker_with(TrackerConfig {
+        max_cond_frames_in_attn: Some(2),
+        ..TrackerConfig::default()
+    });
+    let mut counts = Vec::new();
+    for t in 0..100 {
+        let f = synthetic(t);
+        tr.begin_frame(&rgb_frame(&f)).unwrap();
+        if t == 0 {
+            tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
+        }
+        tr.track().unwrap();
+        if t % 5 == 0 && t > 0 {
+            // a correction on the frame just tracked: a new conditioning frame
+            let o = tr.add_points(1, &[[70.0, 50.0]], &[0], true).unwrap();
+            assert!(o.is_cond);
+        }
+        counts.push(tr.stored_memories());
+    }
+    println!(
+        "memories held at frames 49 and 99: {} {}",
+        counts[49], counts[99]
+    );
+    assert_eq!(counts[49], counts[99]);
+    // 2 selected conditioning frames + frames t-15..t (some of them conditioning)
+    assert!(counts[99] <= 2 + 16, "{}", counts[99]);
+}
+
+/// Clearing a correction on the current frame re-tracks the object there; an
+/// object whose only prompt is cleared is dropped.
+#[test]
+fn clear_prompts_reverts_the_frame() {
+    let mut tr = tracker_with(TrackerConfig::default());
+    let f0 = synthetic(0);
+    tr.begin_frame(&rgb_frame(&f0)).unwrap();
+    tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
+    tr.track().unwrap();
+    let f1 = synthetic(1);
+    tr.begin_frame(&rgb_frame(&f1)).unwrap();
+    let tracked = tr.track().unwrap().remove(0);
+    assert!(!tracked.is_cond);
+    let corrected = tr.add_points(1, &[[80.0, 50.0]], &[0], true).unwrap();
+    assert!(corrected.is_cond);
+    assert!(
+        corrected.object_score != tracked.object_score,
+        "the correction changes the output"
+    );
+    tr.clear_prompts(1).unwrap();
+    let again = tr.track().unwrap().remove(0);
+    assert!(!again.is_cond);
+    assert_eq!(again.object_score, tracked.object_score);
+    assert!(
+        again.logits == tracked.logits,
+        "re-tracking gives the tracked output"
+    );
+    // a new object whose only prompt is cleared before tracking disappears
+    tr.add_points(2, &[[50.0, 30.0]], &[1], true).unwrap();
+    tr.clear_prompts(2).unwrap();
+    assert_eq!(tr.object_ids(), vec![1]);
+}
