@@ -362,3 +362,48 @@ fn clear_prompts_reverts_the_frame() {
     tr.clear_prompts(2).unwrap();
     assert_eq!(tr.object_ids(), vec![1]);
 }
+
+/// With non_overlap_masks, no pixel belongs to two objects (they overlap
+/// without it); boxes enclose their masks.
+#[test]
+fn non_overlapping_masks_and_boxes() {
+    let input = micro_dir().join("../golden/inputs/00000.png");
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&input).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut rgb = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut rgb).unwrap();
+    rgb.truncate(info.buffer_size());
+    let overlap = |non_overlap_masks: bool| {
+        let mut tr = tracker_with(TrackerConfig {
+            non_overlap_masks,
+            ..TrackerConfig::default()
+        });
+        tr.begin_prepared_frame(&rgb, 192, 108).unwrap();
+        tr.add_points(1, &[[80.0, 45.0]], &[1], true).unwrap();
+        tr.add_box(2, [106.0, 57.0, 137.0, 82.0], &[], &[]).unwrap();
+        let outs = tr.track().unwrap();
+        assert!(outs.iter().all(|o| o.object_score > 0.0));
+        let masks = tr.frame_masks_with_boxes(&outs).unwrap();
+        for m in &masks {
+            let [x0, y0, x1, y1] = m.bbox.expect("non-empty mask");
+            for (i, v) in m.mask.iter().enumerate() {
+                let (x, y) = ((i % 192) as u32, (i / 192) as u32);
+                let inside = x >= x0 && x < x1 && y >= y0 && y < y1;
+                assert!(*v == 0 || inside, "pixel outside the box");
+            }
+        }
+        masks[0]
+            .mask
+            .iter()
+            .zip(&masks[1].mask)
+            .filter(|(a, b)| **a != 0 && **b != 0)
+            .count()
+    };
+    assert!(
+        overlap(false) > 0,
+        "the two objects overlap without the rule"
+    );
+    assert_eq!(overlap(true), 0, "a pixel in two objects");
+}

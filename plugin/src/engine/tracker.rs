@@ -163,6 +163,32 @@ pub struct ObjectOutput {
     pub is_cond: bool,
 }
 
+/// An object's mask at frame size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameMask {
+    /// W×H, 1 = object.
+    pub mask: Vec<u8>,
+    /// Smallest box holding the mask: x0, y0, x1, y1 (exclusive), in frame
+    /// pixels; None for an empty mask.
+    pub bbox: Option<[u32; 4]>,
+}
+
+/// Bounding box of the non-zero pixels of a `width`-wide mask.
+pub fn bounding_box(mask: &[u8], width: usize) -> Option<[u32; 4]> {
+    let mut b: Option<[usize; 4]> = None;
+    for (y, row) in mask.chunks_exact(width).enumerate() {
+        let Some(x0) = row.iter().position(|v| *v != 0) else {
+            continue;
+        };
+        let x1 = row.iter().rposition(|v| *v != 0).unwrap() + 1;
+        b = Some(match b {
+            None => [x0, y, x1, y + 1],
+            Some([a0, b0, a1, _]) => [a0.min(x0), b0, a1.max(x1), y + 1],
+        });
+    }
+    b.map(|v| v.map(|x| x as u32))
+}
+
 /// A stored memory: bf16 features [HW, Cm] and the object pointer [C].
 #[derive(Debug, Clone)]
 struct Memory {
@@ -1160,6 +1186,22 @@ impl Tracker {
             .collect()
     }
 
+    /// [`Tracker::frame_masks`] with each mask's bounding box.
+    pub fn frame_masks_with_boxes(
+        &self,
+        outputs: &[ObjectOutput],
+    ) -> Result<Vec<FrameMask>, TrackerError> {
+        let (w, _) = self.frame_size()?;
+        Ok(self
+            .frame_masks(outputs)?
+            .into_iter()
+            .map(|mask| {
+                let bbox = bounding_box(&mask, w);
+                FrameMask { mask, bbox }
+            })
+            .collect())
+    }
+
     /// Binary masks (0/1) at frame size of `outputs`, in the same order:
     /// logits resized bilinearly to the frame, then `> mask_threshold`
     /// (with `non_overlap_masks`, only the highest-scoring object keeps a pixel).
@@ -1190,5 +1232,23 @@ impl Tracker {
             .iter()
             .map(|p| p.data.iter().map(|v| u8::from(*v > thr)).collect())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounding_boxes() {
+        #[rustfmt::skip]
+        let m = [
+            0, 0, 0, 0,
+            0, 1, 0, 0,
+            0, 0, 1, 1,
+        ];
+        assert_eq!(bounding_box(&m, 4), Some([1, 1, 4, 3]));
+        assert_eq!(bounding_box(&[0; 6], 3), None);
+        assert_eq!(bounding_box(&[1], 1), Some([0, 0, 1, 1]));
     }
 }
