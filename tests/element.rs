@@ -6,11 +6,13 @@
 //! Tests that need a working ONNX Runtime use the one `scripts/setup.sh`
 //! installs; they fail (never skip) when it is missing.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+
+use common::{require_runtime, setup_library};
 use gst::glib;
 use gst::prelude::*;
 use gstsam2::engine::{model, runtime};
@@ -27,26 +29,9 @@ fn init() {
 
 /// The ONNX Runtime library installed by `scripts/setup.sh`; fails the test
 /// with instructions when it is not there.
-fn setup_library() -> PathBuf {
-    let lib = runtime::default_setup_dir().join(runtime::SETUP_LIBRARY_NAME);
-    assert!(
-        lib.is_file(),
-        "ONNX Runtime is not installed at {}: run `sudo scripts/setup.sh` first",
-        lib.display()
-    );
-    lib
-}
-
-/// Loads ONNX Runtime the way the element does, with a readable failure
-/// instead of an element error (the harness aborts on failed state changes).
-fn require_runtime() -> Arc<runtime::OrtRuntime> {
-    setup_library();
-    runtime::acquire(None).unwrap_or_else(|err| panic!("ONNX Runtime does not load: {err}"))
-}
-
 /// The committed micro model (tests/fixtures/micro), a complete model directory.
 fn micro_model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/micro")
+    common::micro_dir()
 }
 
 /// A copy of the micro model that a test may break.

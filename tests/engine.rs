@@ -4,28 +4,18 @@
 //! clear error and leaves the tracker usable; frame layouts; bounded memory
 //! on a long stream.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{micro_dir, read_png, require_runtime};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
-use gstsam2::engine::runtime;
 use gstsam2::engine::stages::Stages;
 use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig, TrackerError};
 
 const W: usize = 96;
 const H: usize = 64;
 
-fn micro_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/micro")
-}
-
 fn tracker_with(config: TrackerConfig) -> Tracker {
-    let lib = runtime::default_setup_dir().join(runtime::SETUP_LIBRARY_NAME);
-    assert!(
-        lib.is_file(),
-        "ONNX Runtime is not installed at {}: run `sudo scripts/setup.sh` first",
-        lib.display()
-    );
-    let rt = runtime::acquire(None).expect("ONNX Runtime loads");
+    let rt = require_runtime();
     let model = ModelDir::open(&micro_dir()).expect("micro model");
     let options = SessionOptions {
         intra_threads: Some(1),
@@ -258,9 +248,7 @@ fn memory_is_bounded_on_a_long_stream() {
 #[test]
 fn unavailable_gpu_provider_errors_or_falls_back() {
     use gstsam2::engine::model::{ExecutionProvider, ModelError};
-    let lib = runtime::default_setup_dir().join(runtime::SETUP_LIBRARY_NAME);
-    assert!(lib.is_file(), "run `sudo scripts/setup.sh` first");
-    let rt = runtime::acquire(None).expect("ONNX Runtime loads");
+    let rt = require_runtime();
     let model = ModelDir::open(&micro_dir()).expect("micro model");
     // The set-up library is the CPU build of ONNX Runtime: CUDA can never register
     // (and without the `cuda` feature it is not compiled in at all).
@@ -367,14 +355,7 @@ fn clear_prompts_reverts_the_frame() {
 /// without it); boxes enclose their masks.
 #[test]
 fn non_overlapping_masks_and_boxes() {
-    let input = micro_dir().join("../golden/inputs/00000.png");
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(&input).unwrap(),
-    ));
-    let mut reader = decoder.read_info().unwrap();
-    let mut rgb = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut rgb).unwrap();
-    rgb.truncate(info.buffer_size());
+    let (_, _, _, rgb) = read_png(&micro_dir().join("../golden/inputs/00000.png"));
     let overlap = |non_overlap_masks: bool| {
         let mut tr = tracker_with(TrackerConfig {
             non_overlap_masks,

@@ -5,10 +5,12 @@
 //! frame and object, mask IoU >= 0.99, identical object-score sign, low-res
 //! logits within 1e-3. Prints the figures.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{fixtures, micro_dir, read_png, require_runtime};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
-use gstsam2::engine::runtime;
 use gstsam2::engine::stages::Stages;
 use gstsam2::engine::tracker::{Tracker, TrackerConfig};
 use serde_json::Value;
@@ -16,35 +18,9 @@ use serde_json::Value;
 const MIN_MASK_IOU: f64 = 0.99;
 const MAX_LOGIT_DIFF: f32 = 1e-3;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
-
-fn read_png(path: &Path) -> (usize, usize, png::ColorType, Vec<u8>) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    ));
-    let mut reader = decoder.read_info().expect("PNG header");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("PNG data");
-    buf.truncate(info.buffer_size());
-    (
-        info.width as usize,
-        info.height as usize,
-        info.color_type,
-        buf,
-    )
-}
-
 fn tracker() -> Tracker {
-    let lib = runtime::default_setup_dir().join(runtime::SETUP_LIBRARY_NAME);
-    assert!(
-        lib.is_file(),
-        "ONNX Runtime is not installed at {}: run `sudo scripts/setup.sh` first",
-        lib.display()
-    );
-    let rt = runtime::acquire(None).expect("ONNX Runtime loads");
-    let model = ModelDir::open(&fixtures().join("micro")).expect("micro model");
+    let rt = require_runtime();
+    let model = ModelDir::open(&micro_dir()).expect("micro model");
     let stages =
         Stages::load(&model, rt.environment(), &SessionOptions::default()).expect("graphs load");
     Tracker::new(stages, model.manifest(), TrackerConfig::default()).expect("tracker")

@@ -4,16 +4,15 @@
 //! complete and consistent, match the scenario the engine parity tests rely on,
 //! and the micro graphs run in ONNX Runtime from Rust.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod common;
 
-use gstsam2::engine::{manifest, model::ModelDir, runtime};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::{fixtures, micro_dir, read_png, require_runtime};
+use gstsam2::engine::{manifest, model::ModelDir};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
 
 fn golden() -> Value {
     let path = fixtures().join("golden/golden.json");
@@ -27,7 +26,7 @@ fn golden() -> Value {
 }
 
 fn micro() -> ModelDir {
-    ModelDir::open(&fixtures().join("micro")).expect("tests/fixtures/micro opens")
+    ModelDir::open(&micro_dir()).expect("tests/fixtures/micro opens")
 }
 
 fn sha256_hex(path: &Path) -> String {
@@ -54,19 +53,6 @@ fn png_header(path: &Path) -> (u32, u32, u8, u8) {
     assert_eq!(&bytes[12..16], b"IHDR");
     let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
     (be(16), be(20), bytes[24], bytes[25])
-}
-
-fn decode_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(path).expect("open PNG"),
-    ));
-    let mut reader = decoder.read_info().expect("PNG header");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("PNG data");
-    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
-    assert_eq!(info.bit_depth, png::BitDepth::Eight);
-    buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
 }
 
 #[test]
@@ -217,13 +203,7 @@ fn golden_scenario_covers_every_prompt_kind() {
 /// frame-dependent features.
 #[test]
 fn micro_image_encoder_runs_on_golden_frames() {
-    let lib = runtime::default_setup_dir().join(runtime::SETUP_LIBRARY_NAME);
-    assert!(
-        lib.is_file(),
-        "ONNX Runtime is not installed at {}: run `sudo scripts/setup.sh` first",
-        lib.display()
-    );
-    let rt = runtime::acquire(None).expect("ONNX Runtime loads");
+    let rt = require_runtime();
     let m = micro();
     let mf = m.manifest();
     let mut session = m
@@ -232,8 +212,9 @@ fn micro_image_encoder_runs_on_golden_frames() {
     let s = mf.image_size as usize;
     let mut run = |i: usize| -> BTreeMap<String, (Vec<i64>, Vec<f32>)> {
         let path = fixtures().join(format!("golden/inputs/{i:05}.png"));
-        let (w, h, rgb) = decode_rgb(&path);
-        assert_eq!((w as usize, h as usize), (s, s));
+        let (w, h, color, rgb) = read_png(&path);
+        assert_eq!(color, png::ColorType::Rgb, "{}", path.display());
+        assert_eq!((w, h), (s, s));
         // the official normalisation: (u8 / 255 in f64) as f32, then (x - mean) / std
         let mut data = vec![0f32; 3 * s * s];
         for (p, px) in rgb.chunks_exact(3).enumerate() {

@@ -583,20 +583,7 @@ impl Tracker {
         if points.is_empty() {
             return Err(TrackerError::NoPoints);
         }
-        if points.len() != labels.len() {
-            return Err(TrackerError::LabelCount(points.len(), labels.len()));
-        }
-        for (p, l) in points.iter().zip(labels) {
-            self.check_point(p[0], p[1])?;
-            if *l != LABEL_NEGATIVE && *l != LABEL_POSITIVE {
-                return Err(TrackerError::BadLabel(*l));
-            }
-        }
-        let new: Vec<([f32; 2], i32)> = points
-            .iter()
-            .zip(labels)
-            .map(|(p, l)| (self.to_model(p[0], p[1]), *l))
-            .collect();
+        let new = self.clicks(points, labels)?;
         self.prompt_points(id, new, clear_old)
     }
 
@@ -621,26 +608,29 @@ impl Tracker {
         {
             return Err(TrackerError::EmptyBox { x0, y0, x1, y1 });
         }
-        if points.len() != labels.len() {
-            return Err(TrackerError::LabelCount(points.len(), labels.len()));
-        }
-        for (p, l) in points.iter().zip(labels) {
-            self.check_point(p[0], p[1])?;
-            if *l != LABEL_NEGATIVE && *l != LABEL_POSITIVE {
-                return Err(TrackerError::BadLabel(*l));
-            }
-        }
+        let clicks = self.clicks(points, labels)?;
         let mut new = vec![
             (self.to_model(x0, y0), LABEL_BOX_TOP_LEFT),
             (self.to_model(x1, y1), LABEL_BOX_BOTTOM_RIGHT),
         ];
-        new.extend(
-            points
-                .iter()
-                .zip(labels)
-                .map(|(p, l)| (self.to_model(p[0], p[1]), *l)),
-        );
+        new.extend(clicks);
         self.prompt_points(id, new, true)
+    }
+
+    /// Runs a prompt on object `id` (added if new); a new object is dropped
+    /// again when the prompt fails, so a refused prompt leaves no trace.
+    fn prompt_object(
+        &mut self,
+        id: u32,
+        run: impl FnOnce(&mut Self, usize) -> Result<ObjectOutput, TrackerError>,
+    ) -> Result<ObjectOutput, TrackerError> {
+        let existed = self.object_index(id).is_some();
+        let oi = self.object_for_prompt(id)?;
+        let result = run(self, oi);
+        if result.is_err() && !existed {
+            self.objects.remove(oi);
+        }
+        result
     }
 
     fn prompt_points(
@@ -649,13 +639,29 @@ impl Tracker {
         new: Vec<([f32; 2], i32)>,
         clear_old: bool,
     ) -> Result<ObjectOutput, TrackerError> {
-        let oi = self.object_for_prompt(id)?;
-        let added = self.objects[oi].current.is_none() && self.objects[oi].cond.is_empty();
-        let result = self.run_point_prompt(oi, new, clear_old);
-        if result.is_err() && added {
-            self.objects.remove(oi);
+        self.prompt_object(id, |tr, oi| tr.run_point_prompt(oi, new, clear_old))
+    }
+
+    /// Checks clicks (frame pixels, labels 0/1) and converts them to model pixels.
+    fn clicks(
+        &self,
+        points: &[[f32; 2]],
+        labels: &[i32],
+    ) -> Result<Vec<([f32; 2], i32)>, TrackerError> {
+        if points.len() != labels.len() {
+            return Err(TrackerError::LabelCount(points.len(), labels.len()));
         }
-        result
+        points
+            .iter()
+            .zip(labels)
+            .map(|(p, l)| {
+                self.check_point(p[0], p[1])?;
+                if *l != LABEL_NEGATIVE && *l != LABEL_POSITIVE {
+                    return Err(TrackerError::BadLabel(*l));
+                }
+                Ok((self.to_model(p[0], p[1]), *l))
+            })
+            .collect()
     }
 
     fn run_point_prompt(
@@ -737,13 +743,7 @@ impl Tracker {
                 need: w * h,
             });
         }
-        let oi = self.object_for_prompt(id)?;
-        let added = self.objects[oi].current.is_none() && self.objects[oi].cond.is_empty();
-        let result = self.run_mask_prompt(oi, mask, w, h);
-        if result.is_err() && added {
-            self.objects.remove(oi);
-        }
-        result
+        self.prompt_object(id, |tr, oi| tr.run_mask_prompt(oi, mask, w, h))
     }
 
     fn run_mask_prompt(
