@@ -11,7 +11,7 @@
 use gst::glib;
 
 pub mod engine;
-mod sam2track;
+pub mod sam2track;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     sam2track::register(plugin)

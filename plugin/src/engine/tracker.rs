@@ -1207,32 +1207,56 @@ impl Tracker {
     /// (with `non_overlap_masks`, only the highest-scoring object keeps a pixel).
     pub fn frame_masks(&self, outputs: &[ObjectOutput]) -> Result<Vec<Vec<u8>>, TrackerError> {
         let (w, h) = self.frame_size()?;
-        let mut planes: Vec<Plane> = outputs
-            .iter()
-            .map(|o| ops::resize_bilinear(&o.logits, w, h))
-            .collect();
-        if self.config.non_overlap_masks && planes.len() > 1 {
-            for p in 0..w * h {
-                let best = (0..planes.len()).fold(0, |b, k| {
-                    if planes[k].data[p] > planes[b].data[p] {
-                        k
-                    } else {
-                        b
-                    }
-                });
-                for (k, plane) in planes.iter_mut().enumerate() {
-                    if k != best {
-                        plane.data[p] = plane.data[p].min(-10.0);
-                    }
+        let logits: Vec<&Plane> = outputs.iter().map(|o| &o.logits).collect();
+        Ok(masks_from_logits(
+            &logits,
+            w,
+            h,
+            self.config.mask_threshold,
+            self.config.non_overlap_masks,
+        ))
+    }
+
+    /// Changes the logit threshold of the masks made from now on.
+    pub fn set_mask_threshold(&mut self, threshold: f32) {
+        self.config.mask_threshold = threshold;
+    }
+}
+
+/// Binary masks (0/1) of `width`×`height` from low-res logits (the official
+/// post-processing, see [`Tracker::frame_masks`]); usable for any output
+/// size, e.g. to show an older result on a frame of another size.
+pub fn masks_from_logits(
+    logits: &[&Plane],
+    width: usize,
+    height: usize,
+    threshold: f32,
+    non_overlap: bool,
+) -> Vec<Vec<u8>> {
+    let mut planes: Vec<Plane> = logits
+        .iter()
+        .map(|l| ops::resize_bilinear(l, width, height))
+        .collect();
+    if non_overlap && planes.len() > 1 {
+        for p in 0..width * height {
+            let best = (0..planes.len()).fold(0, |b, k| {
+                if planes[k].data[p] > planes[b].data[p] {
+                    k
+                } else {
+                    b
+                }
+            });
+            for (k, plane) in planes.iter_mut().enumerate() {
+                if k != best {
+                    plane.data[p] = plane.data[p].min(-10.0);
                 }
             }
         }
-        let thr = self.config.mask_threshold;
-        Ok(planes
-            .iter()
-            .map(|p| p.data.iter().map(|v| u8::from(*v > thr)).collect())
-            .collect())
     }
+    planes
+        .iter()
+        .map(|p| p.data.iter().map(|v| u8::from(*v > threshold)).collect())
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,22 +2,34 @@
 
 //! GStreamer glue of the `sam2track` element.
 //!
-//! This file only translates between GStreamer and [`crate::engine`]:
-//! properties, caps, state changes and error messages. The element is an
-//! in-place [`gst_base::BaseTransform`] that, for now, passes buffers through
-//! untouched once ONNX Runtime and the model directory have been validated in
-//! `start()`.
+//! This file only translates between GStreamer and the engine: properties,
+//! caps, events, signals, state changes, metadata and bus messages. The
+//! engine runs on the inference thread of [`super::worker`]; the streaming
+//! thread waits for it (sync mode) or never does (async mode, for live
+//! sources), see the README's "Live sources" section.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
 
-use crate::engine::{model, runtime};
+use crate::engine::model::{self, ExecutionProvider, SessionOptions};
+use crate::engine::stages::Stages;
+use crate::engine::tracker::{self, Tracker, TrackerConfig};
+use crate::engine::{ops, runtime};
+
+use super::meta::{self, FrameInfo, ObjectInfo};
+use super::overlay::{self, Layout, Style};
+use super::prompt::{self, Command, Coord, PromptError, ScheduledPrompt, When, NEW_OBJECT};
+use super::worker::{self, Job, JobOptions, Note, Outcome, RunError, Worker};
+use super::{BackgroundMode, MaskResolution, Mode, OnFlush, Output, Provider};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -29,31 +41,220 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const PROP_MODEL_DIR: &str = "model-dir";
 const PROP_ORT_LIBRARY: &str = "ort-library";
+const PROP_PROVIDER: &str = "provider";
+const PROP_DEVICE_ID: &str = "device-id";
+const PROP_FALLBACK: &str = "fallback-to-cpu";
+const PROP_THREADS: &str = "threads";
+const PROP_MASK_THRESHOLD: &str = "mask-threshold";
+const PROP_MEMORY_FRAMES: &str = "memory-frames";
+const PROP_MAX_COND_FRAMES: &str = "max-cond-frames";
+const PROP_MAX_OBJECTS: &str = "max-objects";
+const PROP_NON_OVERLAP: &str = "non-overlap";
+const PROP_OUTPUT: &str = "output";
+const PROP_OVERLAY_ALPHA: &str = "overlay-alpha";
+const PROP_CONTOUR_WIDTH: &str = "contour-width";
+const PROP_COLORS: &str = "colors";
+const PROP_BACKGROUND: &str = "background";
+const PROP_BACKGROUND_COLOR: &str = "background-color";
+const PROP_BLUR_RADIUS: &str = "blur-radius";
+const PROP_MASK_RESOLUTION: &str = "mask-resolution";
+const PROP_POST_MESSAGES: &str = "post-messages";
+const PROP_PROMPT: &str = "prompt";
+const PROP_PROMPT_FILE: &str = "prompt-file";
+const PROP_SELECTED_OBJECT: &str = "selected-object";
+const PROP_NAVIGATION: &str = "navigation";
+const PROP_MODE: &str = "mode";
+const PROP_ON_FLUSH: &str = "on-flush";
+const PROP_INFERENCE_DELAY: &str = "inference-delay";
+
+/// Name of the per-frame element messages (`post-messages`).
+pub const MESSAGE_FRAME: &str = "sam2-frame";
+
+/// Largest `max-objects` (object labels of the overlay fit in a byte).
+const MAX_OBJECTS_LIMIT: u32 = 64;
 
 /// User configuration, set through properties.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Settings {
-    /// Exported model directory (`model.json` + ONNX graphs).
     model_dir: Option<PathBuf>,
-    /// Explicit path of the ONNX Runtime shared library.
     ort_library: Option<PathBuf>,
+    provider: Provider,
+    device_id: i32,
+    fallback_to_cpu: bool,
+    threads: u32,
+    mask_threshold: f32,
+    memory_frames: u32,
+    max_cond_frames: i32,
+    max_objects: u32,
+    non_overlap: bool,
+    output: Output,
+    overlay_alpha: f64,
+    contour_width: u32,
+    colors: Vec<u32>,
+    background: BackgroundMode,
+    background_color: u32,
+    blur_radius: u32,
+    mask_resolution: MaskResolution,
+    post_messages: bool,
+    prompt: Option<String>,
+    prompt_file: Option<PathBuf>,
+    selected_object: u32,
+    navigation: bool,
+    mode: Mode,
+    on_flush: OnFlush,
+    inference_delay_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model_dir: None,
+            ort_library: None,
+            provider: Provider::Cpu,
+            device_id: 0,
+            fallback_to_cpu: true,
+            threads: 0,
+            mask_threshold: 0.0,
+            memory_frames: 0,
+            max_cond_frames: -1,
+            max_objects: 16,
+            non_overlap: false,
+            output: Output::Both,
+            overlay_alpha: 0.5,
+            contour_width: 2,
+            colors: overlay::DEFAULT_COLORS.to_vec(),
+            background: BackgroundMode::None,
+            background_color: 0x00b140,
+            blur_radius: 15,
+            mask_resolution: MaskResolution::Frame,
+            post_messages: false,
+            prompt: None,
+            prompt_file: None,
+            selected_object: 0,
+            navigation: true,
+            mode: Mode::Auto,
+            on_flush: OnFlush::Reset,
+            inference_delay_ms: 0,
+        }
+    }
+}
+
+impl Settings {
+    fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            intra_threads: (self.threads > 0).then_some(self.threads as usize),
+            provider: match self.provider {
+                Provider::Cpu => ExecutionProvider::Cpu,
+                Provider::Cuda => ExecutionProvider::Cuda {
+                    device_id: self.device_id,
+                },
+                Provider::TensorRt => ExecutionProvider::TensorRt {
+                    device_id: self.device_id,
+                },
+            },
+            fallback_to_cpu: self.fallback_to_cpu,
+        }
+    }
+
+    fn tracker_config(&self) -> TrackerConfig {
+        TrackerConfig {
+            mask_threshold: self.mask_threshold,
+            max_objects: self.max_objects as usize,
+            num_maskmem: (self.memory_frames > 0).then_some(self.memory_frames),
+            max_cond_frames_in_attn: Some(self.max_cond_frames),
+            max_obj_ptrs: None,
+            non_overlap_masks: self.non_overlap,
+        }
+    }
+
+    fn style(&self) -> Style {
+        Style {
+            alpha: self.overlay_alpha as f32,
+            contour_width: self.contour_width,
+            colors: self.colors.clone(),
+            background: match self.background {
+                BackgroundMode::None => overlay::Background::None,
+                BackgroundMode::Blur => overlay::Background::Blur,
+                BackgroundMode::Solid => overlay::Background::Solid,
+                BackgroundMode::Transparent => overlay::Background::Transparent,
+            },
+            background_color: self.background_color,
+            blur_radius: self.blur_radius,
+        }
+    }
+
+    fn job_options(&self) -> JobOptions {
+        JobOptions {
+            mask_threshold: self.mask_threshold,
+            non_overlap: self.non_overlap,
+            delay: Duration::from_millis(u64::from(self.inference_delay_ms)),
+        }
+    }
+}
+
+/// What was drawn/attached for an outcome at one frame size, reused while
+/// the outcome is the latest (stale frames).
+struct Rendered {
+    outcome: Arc<Outcome>,
+    width: usize,
+    height: usize,
+    resolution: MaskResolution,
+    /// Masks at this frame size (0/1), one per object.
+    masks: Vec<Arc<Vec<u8>>>,
+    /// Box x, y, w, h per object.
+    boxes: Vec<[u32; 4]>,
+    /// Mask buffers for the metadata.
+    meta_masks: Vec<Option<(gst::Buffer, u32, u32)>>,
 }
 
 /// Runtime state: created in `start()`, dropped in `stop()`.
-#[derive(Debug)]
 struct State {
-    /// Process-wide ONNX Runtime, shared with every other `sam2track`.
-    runtime: Arc<runtime::OrtRuntime>,
-    /// Validated model directory.
-    model_dir: PathBuf,
-    /// Negotiated input format, known after `set_caps()`.
+    /// Keeps ONNX Runtime referenced while the worker's sessions live.
+    _runtime: Arc<runtime::OrtRuntime>,
+    worker: Arc<Worker>,
     video_info: Option<gst_video::VideoInfo>,
+    /// Frames received since start.
+    frames: u64,
+    /// Prompt-file entries and whether each was applied.
+    schedule: Vec<(ScheduledPrompt, bool)>,
+    /// After a resetting flush: re-arm time entries at the next frame.
+    rearm_schedule: bool,
+    /// Commands of serialized downstream events, for the next frame.
+    serialized: Vec<Command>,
+    /// Whether upstream is live (from a LATENCY query), None: not asked yet.
+    upstream_live: Option<bool>,
+    /// Longest inference seen, and the latency last reported for it.
+    max_inference: Duration,
+    reported_latency: gst::ClockTime,
+    rendered: Option<Rendered>,
+    warned_transparent: bool,
 }
 
-#[derive(Default)]
 pub struct Sam2Track {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Commands from signals, upstream events and clicks, for the next frame
+    /// the engine runs. Not under `state`: signals must not wait on inference.
+    queued: Mutex<Vec<Command>>,
+    /// The `prompt` property was set and is not applied yet.
+    prompt_pending: AtomicBool,
+    /// Next id for a new object.
+    next_id: AtomicU32,
+    /// Object the last click created (negative clicks go to it).
+    last_clicked: AtomicU32,
+}
+
+impl Default for Sam2Track {
+    fn default() -> Self {
+        Sam2Track {
+            settings: Mutex::default(),
+            state: Mutex::default(),
+            queued: Mutex::default(),
+            prompt_pending: AtomicBool::new(false),
+            next_id: AtomicU32::new(1),
+            last_clicked: AtomicU32::new(0),
+        }
+    }
 }
 
 /// Locks `mutex`, ignoring poisoning: the guarded data stays consistent
@@ -64,13 +265,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Converts an optional string property value into an optional path; an
 /// empty string means "unset".
-fn path_from_value(value: &glib::Value) -> Option<PathBuf> {
+fn string_from_value(value: &glib::Value) -> Option<String> {
     value
         .get::<Option<String>>()
         .ok()
         .flatten()
         .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
 }
 
 fn path_to_value(path: Option<&Path>) -> glib::Value {
@@ -99,6 +299,10 @@ fn ort_error_text(err: &runtime::RuntimeError) -> String {
     format!("{err}. {fix}.")
 }
 
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 #[glib::object_subclass]
 impl ObjectSubclass for Sam2Track {
     const NAME: &'static str = "GstSam2Track";
@@ -106,9 +310,21 @@ impl ObjectSubclass for Sam2Track {
     type ParentType = gst_base::BaseTransform;
 }
 
+/// Arguments of an action signal after the instance.
+fn arg<'a, T: glib::value::FromValue<'a>>(args: &'a [glib::Value], i: usize) -> T {
+    args[i]
+        .get::<T>()
+        .unwrap_or_else(|e| panic!("signal argument {i}: {e}"))
+}
+
+fn imp_of(args: &[glib::Value]) -> super::Sam2Track {
+    arg::<super::Sam2Track>(args, 0)
+}
+
 impl ObjectImpl for Sam2Track {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
             vec![
                 glib::ParamSpecString::builder(PROP_MODEL_DIR)
                     .nick("Model directory")
@@ -127,47 +343,449 @@ impl ObjectImpl for Sam2Track {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default(PROP_PROVIDER, d.provider)
+                    .nick("Execution provider")
+                    .blurb("Where the networks run")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder(PROP_DEVICE_ID)
+                    .nick("GPU device")
+                    .blurb("GPU index for the cuda and tensorrt providers")
+                    .minimum(0)
+                    .maximum(255)
+                    .default_value(d.device_id)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder(PROP_FALLBACK)
+                    .nick("Fall back to CPU")
+                    .blurb(
+                        "When the GPU provider cannot be used, run on the CPU (with a warning \
+                         on the bus) instead of failing to start",
+                    )
+                    .default_value(d.fallback_to_cpu)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_THREADS)
+                    .nick("Threads")
+                    .blurb("CPU threads per network (0: one per core)")
+                    .maximum(256)
+                    .default_value(d.threads)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder(PROP_MASK_THRESHOLD)
+                    .nick("Mask threshold")
+                    .blurb(
+                        "Logit above which a pixel belongs to an object (0 as SAM 2; higher: \
+                         tighter masks)",
+                    )
+                    .minimum(-20.0)
+                    .maximum(20.0)
+                    .default_value(d.mask_threshold)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_MEMORY_FRAMES)
+                    .nick("Memory frames")
+                    .blurb(
+                        "Frames kept in each object's memory, the prompted frame included \
+                         (0: the model's, 7 for SAM 2; fewer is faster and forgets sooner)",
+                    )
+                    .maximum(7)
+                    .default_value(d.memory_frames)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder(PROP_MAX_COND_FRAMES)
+                    .nick("Max prompted frames")
+                    .blurb(
+                        "Prompted (conditioning) frames attended to per object: -1 all (as \
+                         SAM 2), or >= 2 to bound the cost of many corrections",
+                    )
+                    .minimum(-1)
+                    .maximum(1000)
+                    .default_value(d.max_cond_frames)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_MAX_OBJECTS)
+                    .nick("Max objects")
+                    .blurb("Most objects tracked at once; prompts for more are refused")
+                    .minimum(1)
+                    .maximum(MAX_OBJECTS_LIMIT)
+                    .default_value(d.max_objects)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder(PROP_NON_OVERLAP)
+                    .nick("Non-overlapping masks")
+                    .blurb("Each pixel goes to the highest-scoring object only")
+                    .default_value(d.non_overlap)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default(PROP_OUTPUT, d.output)
+                    .nick("Output")
+                    .blurb("Metadata, overlay drawn into the frames, or both")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder(PROP_OVERLAY_ALPHA)
+                    .nick("Overlay alpha")
+                    .blurb("Opacity of the object colour over the object (0: contours only)")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(d.overlay_alpha)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_CONTOUR_WIDTH)
+                    .nick("Contour width")
+                    .blurb("Width in pixels of the object outlines (0: none)")
+                    .maximum(64)
+                    .default_value(d.contour_width)
+                    .mutable_playing()
+                    .build(),
+                gst::ParamSpecArray::builder(PROP_COLORS)
+                    .nick("Colours")
+                    .blurb(
+                        "Object colours as 0xRRGGBB, used by object id in turn, e.g. \
+                         \"<0xff0000, 0x00ff00>\"",
+                    )
+                    .element_spec(
+                        &glib::ParamSpecUInt::builder("color")
+                            .nick("Colour")
+                            .blurb("0xRRGGBB")
+                            .maximum(0xff_ffff)
+                            .build(),
+                    )
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default(PROP_BACKGROUND, d.background)
+                    .nick("Background")
+                    .blurb("What the overlay does outside every object (AR / broadcast keying)")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_BACKGROUND_COLOR)
+                    .nick("Background colour")
+                    .blurb("0xRRGGBB of background=solid")
+                    .maximum(0xff_ffff)
+                    .default_value(d.background_color)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_BLUR_RADIUS)
+                    .nick("Blur radius")
+                    .blurb("Box blur radius in pixels of background=blur")
+                    .minimum(1)
+                    .maximum(255)
+                    .default_value(d.blur_radius)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default(
+                    PROP_MASK_RESOLUTION,
+                    d.mask_resolution,
+                )
+                .nick("Mask resolution")
+                .blurb("Resolution of the GRAY8 masks in the metadata")
+                .mutable_playing()
+                .build(),
+                glib::ParamSpecBoolean::builder(PROP_POST_MESSAGES)
+                    .nick("Post messages")
+                    .blurb("Post a sam2-frame element message with the objects of every frame")
+                    .default_value(d.post_messages)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder(PROP_PROMPT)
+                    .nick("Prompt")
+                    .blurb(
+                        "Prompts for the next frame (the first one when set before PLAYING), \
+                         e.g. \"1:point=320,240;2:box=10,10,200,180;1:neg=40,60\"; \
+                         numbers are pixels, or percent of the frame with a % suffix",
+                    )
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder(PROP_PROMPT_FILE)
+                    .nick("Prompt file")
+                    .blurb(
+                        "File of 'FRAME|TIME PROMPTS' lines (e.g. \"0 1:point=10,20\", \
+                         \"2.5s 2:box=1,1,90,90\") applied when the stream reaches them",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_SELECTED_OBJECT)
+                    .nick("Selected object")
+                    .blurb(
+                        "Object that clicks refine (0: each left click starts a new object, \
+                         shift-clicks refine the last one)",
+                    )
+                    .default_value(d.selected_object)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder(PROP_NAVIGATION)
+                    .nick("Navigation")
+                    .blurb(
+                        "Take mouse clicks from the video sink as prompts: left click adds, \
+                         shift-click excludes, right click removes the object under it",
+                    )
+                    .default_value(d.navigation)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default(PROP_MODE, d.mode)
+                    .nick("Mode")
+                    .blurb(
+                        "sync: every frame is inferred and the stream waits; async: never wait, \
+                         frames carry the latest masks marked stale; auto: async for live sources",
+                    )
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default(PROP_ON_FLUSH, d.on_flush)
+                    .nick("On flush")
+                    .blurb("What a flushing seek does to the objects and memory")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder(PROP_INFERENCE_DELAY)
+                    .nick("Inference delay")
+                    .blurb(
+                        "Testing aid: milliseconds added to every inference, to try live \
+                         behaviour with a small model",
+                    )
+                    .maximum(60_000)
+                    .default_value(d.inference_delay_ms)
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
     }
 
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            use glib::subclass::Signal;
+            vec![
+                // add-point(object_id, x, y, positive) -> object id (0: refused)
+                Signal::builder("add-point")
+                    .param_types([
+                        u32::static_type(),
+                        f32::static_type(),
+                        f32::static_type(),
+                        bool::static_type(),
+                    ])
+                    .return_type::<u32>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = imp_of(args);
+                        let cmd = Command::Prompt {
+                            id: arg(args, 1),
+                            clicks: vec![prompt::Click {
+                                x: Coord::px(arg(args, 2)),
+                                y: Coord::px(arg(args, 3)),
+                                positive: arg(args, 4),
+                            }],
+                            bbox: None,
+                            clear: false,
+                        };
+                        Some(obj.imp().queue_one(cmd).to_value())
+                    })
+                    .build(),
+                // add-points(object_id, <x0, y0, x1, y1, ...>, <label0, label1, ...>)
+                Signal::builder("add-points")
+                    .param_types([
+                        u32::static_type(),
+                        gst::Array::static_type(),
+                        gst::Array::static_type(),
+                    ])
+                    .return_type::<u32>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = imp_of(args);
+                        let s = gst::Structure::builder(prompt::EVENT_PROMPT)
+                            .field("object-id", arg::<u32>(args, 1))
+                            .field("points", arg::<gst::Array>(args, 2))
+                            .field("labels", arg::<gst::Array>(args, 3))
+                            .build();
+                        Some(obj.imp().queue_structure("add-points", &s).to_value())
+                    })
+                    .build(),
+                // add-box(object_id, x0, y0, x1, y1)
+                Signal::builder("add-box")
+                    .param_types([
+                        u32::static_type(),
+                        f32::static_type(),
+                        f32::static_type(),
+                        f32::static_type(),
+                        f32::static_type(),
+                    ])
+                    .return_type::<u32>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = imp_of(args);
+                        let c = |i| Coord::px(arg::<f32>(args, i));
+                        let cmd = Command::Prompt {
+                            id: arg(args, 1),
+                            clicks: Vec::new(),
+                            bbox: Some([c(2), c(3), c(4), c(5)]),
+                            clear: false,
+                        };
+                        Some(obj.imp().queue_one(cmd).to_value())
+                    })
+                    .build(),
+                // add-mask(object_id, GRAY8 buffer, width, height)
+                Signal::builder("add-mask")
+                    .param_types([
+                        u32::static_type(),
+                        gst::Buffer::static_type(),
+                        u32::static_type(),
+                        u32::static_type(),
+                    ])
+                    .return_type::<u32>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = imp_of(args);
+                        let s = gst::Structure::builder(prompt::EVENT_MASK)
+                            .field("object-id", arg::<u32>(args, 1))
+                            .field("mask", arg::<gst::Buffer>(args, 2))
+                            .field("width", arg::<u32>(args, 3))
+                            .field("height", arg::<u32>(args, 4))
+                            .build();
+                        Some(obj.imp().queue_structure("add-mask", &s).to_value())
+                    })
+                    .build(),
+                // remove-object(object_id) -> accepted
+                Signal::builder("remove-object")
+                    .param_types([u32::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = imp_of(args);
+                        let id: u32 = arg(args, 1);
+                        let ok = id != NEW_OBJECT;
+                        if ok {
+                            obj.imp().queue(vec![Command::Remove { id }]);
+                        } else {
+                            obj.imp().warn_prompt("remove-object", "object id 0 is not an object");
+                        }
+                        Some(ok.to_value())
+                    })
+                    .build(),
+                // reset(): forget every object and the memory
+                Signal::builder("reset")
+                    .action()
+                    .class_handler(|args| {
+                        imp_of(args).imp().queue(vec![Command::Reset]);
+                        None
+                    })
+                    .build(),
+                // prompt("1:point=10,20;...") -> accepted
+                Signal::builder("prompt")
+                    .param_types([String::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = imp_of(args);
+                        let text: String = arg(args, 1);
+                        let ok = match prompt::parse_prompts(&text) {
+                            Ok(cmds) => {
+                                obj.imp().queue(cmds);
+                                true
+                            }
+                            Err(err) => {
+                                obj.imp().warn_error("prompt signal", &err);
+                                false
+                            }
+                        };
+                        Some(ok.to_value())
+                    })
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = lock(&self.settings);
+        let mut s = lock(&self.settings);
+        gst::debug!(CAT, imp = self, "Setting {} to {:?}", pspec.name(), value);
         match pspec.name() {
-            PROP_MODEL_DIR => {
-                let new = path_from_value(value);
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Changing model-dir from {:?} to {:?}",
-                    settings.model_dir,
-                    new
-                );
-                settings.model_dir = new;
+            PROP_MODEL_DIR => s.model_dir = string_from_value(value).map(PathBuf::from),
+            PROP_ORT_LIBRARY => s.ort_library = string_from_value(value).map(PathBuf::from),
+            PROP_PROVIDER => s.provider = value.get().expect("type checked upstream"),
+            PROP_DEVICE_ID => s.device_id = value.get().expect("type checked upstream"),
+            PROP_FALLBACK => s.fallback_to_cpu = value.get().expect("type checked upstream"),
+            PROP_THREADS => s.threads = value.get().expect("type checked upstream"),
+            PROP_MASK_THRESHOLD => s.mask_threshold = value.get().expect("type checked upstream"),
+            PROP_MEMORY_FRAMES => s.memory_frames = value.get().expect("type checked upstream"),
+            PROP_MAX_COND_FRAMES => {
+                s.max_cond_frames = value.get().expect("type checked upstream")
             }
-            PROP_ORT_LIBRARY => {
-                let new = path_from_value(value);
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Changing ort-library from {:?} to {:?}",
-                    settings.ort_library,
-                    new
-                );
-                settings.ort_library = new;
+            PROP_MAX_OBJECTS => s.max_objects = value.get().expect("type checked upstream"),
+            PROP_NON_OVERLAP => s.non_overlap = value.get().expect("type checked upstream"),
+            PROP_OUTPUT => s.output = value.get().expect("type checked upstream"),
+            PROP_OVERLAY_ALPHA => s.overlay_alpha = value.get().expect("type checked upstream"),
+            PROP_CONTOUR_WIDTH => s.contour_width = value.get().expect("type checked upstream"),
+            PROP_COLORS => {
+                let array = value.get::<gst::Array>().expect("type checked upstream");
+                s.colors = array
+                    .iter()
+                    .filter_map(|v| {
+                        v.get::<u32>()
+                            .ok()
+                            .or_else(|| v.get::<i32>().ok().map(|i| i as u32))
+                    })
+                    .map(|c| c & 0xff_ffff)
+                    .collect();
+                if s.colors.is_empty() {
+                    s.colors = overlay::DEFAULT_COLORS.to_vec();
+                }
             }
-            other => {
-                gst::warning!(CAT, imp = self, "Ignoring unknown property {other}");
+            PROP_BACKGROUND => s.background = value.get().expect("type checked upstream"),
+            PROP_BACKGROUND_COLOR => {
+                s.background_color = value.get().expect("type checked upstream")
             }
+            PROP_BLUR_RADIUS => s.blur_radius = value.get().expect("type checked upstream"),
+            PROP_MASK_RESOLUTION => {
+                s.mask_resolution = value.get().expect("type checked upstream")
+            }
+            PROP_POST_MESSAGES => s.post_messages = value.get().expect("type checked upstream"),
+            PROP_PROMPT => {
+                s.prompt = string_from_value(value);
+                self.prompt_pending
+                    .store(s.prompt.is_some(), Ordering::SeqCst);
+            }
+            PROP_PROMPT_FILE => s.prompt_file = string_from_value(value).map(PathBuf::from),
+            PROP_SELECTED_OBJECT => {
+                s.selected_object = value.get().expect("type checked upstream")
+            }
+            PROP_NAVIGATION => s.navigation = value.get().expect("type checked upstream"),
+            PROP_MODE => s.mode = value.get().expect("type checked upstream"),
+            PROP_ON_FLUSH => s.on_flush = value.get().expect("type checked upstream"),
+            PROP_INFERENCE_DELAY => {
+                s.inference_delay_ms = value.get().expect("type checked upstream")
+            }
+            other => gst::warning!(CAT, imp = self, "Ignoring unknown property {other}"),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = lock(&self.settings);
+        let s = lock(&self.settings);
         match pspec.name() {
-            PROP_MODEL_DIR => path_to_value(settings.model_dir.as_deref()),
-            PROP_ORT_LIBRARY => path_to_value(settings.ort_library.as_deref()),
+            PROP_MODEL_DIR => path_to_value(s.model_dir.as_deref()),
+            PROP_ORT_LIBRARY => path_to_value(s.ort_library.as_deref()),
+            PROP_PROVIDER => s.provider.to_value(),
+            PROP_DEVICE_ID => s.device_id.to_value(),
+            PROP_FALLBACK => s.fallback_to_cpu.to_value(),
+            PROP_THREADS => s.threads.to_value(),
+            PROP_MASK_THRESHOLD => s.mask_threshold.to_value(),
+            PROP_MEMORY_FRAMES => s.memory_frames.to_value(),
+            PROP_MAX_COND_FRAMES => s.max_cond_frames.to_value(),
+            PROP_MAX_OBJECTS => s.max_objects.to_value(),
+            PROP_NON_OVERLAP => s.non_overlap.to_value(),
+            PROP_OUTPUT => s.output.to_value(),
+            PROP_OVERLAY_ALPHA => s.overlay_alpha.to_value(),
+            PROP_CONTOUR_WIDTH => s.contour_width.to_value(),
+            PROP_COLORS => gst::Array::new(s.colors.iter().copied()).to_value(),
+            PROP_BACKGROUND => s.background.to_value(),
+            PROP_BACKGROUND_COLOR => s.background_color.to_value(),
+            PROP_BLUR_RADIUS => s.blur_radius.to_value(),
+            PROP_MASK_RESOLUTION => s.mask_resolution.to_value(),
+            PROP_POST_MESSAGES => s.post_messages.to_value(),
+            PROP_PROMPT => s.prompt.to_value(),
+            PROP_PROMPT_FILE => path_to_value(s.prompt_file.as_deref()),
+            PROP_SELECTED_OBJECT => s.selected_object.to_value(),
+            PROP_NAVIGATION => s.navigation.to_value(),
+            PROP_MODE => s.mode.to_value(),
+            PROP_ON_FLUSH => s.on_flush.to_value(),
+            PROP_INFERENCE_DELAY => s.inference_delay_ms.to_value(),
             other => {
                 // GObject only calls us for the properties we installed.
                 gst::warning!(CAT, imp = self, "Unknown property {other}");
@@ -178,8 +796,12 @@ impl ObjectImpl for Sam2Track {
 
     fn constructed(&self) {
         self.parent_constructed();
-        // Until the engine annotates frames, buffers go through untouched.
-        self.obj().set_passthrough(true);
+        // Buffers are written in place (metadata, overlay); never passthrough.
+        self.obj().set_passthrough(false);
+        self.obj().set_in_place(true);
+        // As video filters: frames already too late for the sink are dropped
+        // before inference (the base class posts the QoS messages).
+        self.obj().set_qos(true);
     }
 }
 
@@ -236,7 +858,7 @@ impl BaseTransformImpl for Sam2Track {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
@@ -256,7 +878,7 @@ impl BaseTransformImpl for Sam2Track {
             runtime.source()
         );
 
-        let Some(model_dir) = settings.model_dir else {
+        let Some(model_dir) = settings.model_dir.clone() else {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,
                 (
@@ -267,44 +889,105 @@ impl BaseTransformImpl for Sam2Track {
                 )
             ));
         };
-        model::ModelDir::open(&model_dir)
-            .and_then(|m| m.check_graphs(runtime.environment()))
+        let model_error = |err: &dyn std::fmt::Display| {
+            let kind = if model_dir.is_dir() {
+                gst::ResourceError::Settings
+            } else {
+                gst::ResourceError::NotFound
+            };
+            gst::error_msg!(
+                kind,
+                (
+                    "Cannot use model directory {} ('{}' property): {}. Export one with \
+                     models/export.py (see the README, \"Models\")",
+                    model_dir.display(),
+                    PROP_MODEL_DIR,
+                    err
+                ),
+                ["{err}"]
+            )
+        };
+        let model = model::ModelDir::open(&model_dir).map_err(|e| model_error(&e))?;
+        let stages = Stages::load(&model, runtime.environment(), &settings.session_options())
+            .map_err(|e| model_error(&e))?;
+        for fallback in model.fallbacks() {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Init,
+                ("{}", fallback),
+                ["'{}' is set: running on the CPU", PROP_FALLBACK]
+            );
+        }
+        let tracker = Tracker::new(stages, model.manifest(), settings.tracker_config())
             .map_err(|err| {
-                let kind = if model_dir.is_dir() {
+                gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ("Invalid tracker settings: {}", err)
+                )
+            })?;
+
+        let schedule = match &settings.prompt_file {
+            None => Vec::new(),
+            Some(path) => prompt::read_prompt_file(path).map_err(|err| {
+                let kind = if path.is_file() {
                     gst::ResourceError::Settings
                 } else {
                     gst::ResourceError::NotFound
                 };
                 gst::error_msg!(
                     kind,
-                    (
-                        "Cannot use model directory {} ('{}' property): {}",
-                        model_dir.display(),
-                        PROP_MODEL_DIR,
-                        err
-                    ),
-                    ["{err:?}"]
+                    ("Cannot use the '{}' property: {}", PROP_PROMPT_FILE, err)
                 )
-            })?;
+            })?,
+        };
+
+        let weak = self.obj().downgrade();
+        let notify = Box::new(move |note: Note| {
+            if let Some(obj) = weak.upgrade() {
+                match note {
+                    Note::BadPrompt(what, why) => obj.imp().warn_prompt(&what, &why),
+                }
+            }
+        });
+        let worker = Worker::spawn(tracker, notify).map_err(|err| {
+            gst::error_msg!(
+                gst::CoreError::Thread,
+                ("Cannot start the inference thread: {}", err)
+            )
+        })?;
         gst::info!(
             CAT,
             imp = self,
-            "Using model directory {}",
-            model_dir.display()
+            "Using model directory {} ({} prompt-file entries)",
+            model_dir.display(),
+            schedule.len()
         );
-
+        self.prompt_pending
+            .store(settings.prompt.is_some(), Ordering::SeqCst);
         *lock(&self.state) = Some(State {
-            runtime,
-            model_dir,
+            _runtime: runtime,
+            worker: Arc::new(worker),
             video_info: None,
+            frames: 0,
+            schedule: schedule.into_iter().map(|p| (p, false)).collect(),
+            rearm_schedule: false,
+            serialized: Vec::new(),
+            upstream_live: None,
+            max_inference: Duration::ZERO,
+            reported_latency: gst::ClockTime::ZERO,
+            rendered: None,
+            warned_transparent: false,
         });
         gst::debug!(CAT, imp = self, "Started");
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        // The ONNX Runtime environment itself stays loaded for the process.
-        *lock(&self.state) = None;
+        // Dropping the worker joins the inference thread (after its current
+        // frame). The ONNX Runtime environment stays loaded for the process.
+        let state = lock(&self.state).take();
+        drop(state);
+        lock(&self.queued).clear();
         gst::debug!(CAT, imp = self, "Stopped");
         Ok(())
     }
@@ -325,48 +1008,647 @@ impl BaseTransformImpl for Sam2Track {
             return Err(gst::loggable_error!(CAT, "Caps set before start()"));
         };
         state.video_info = Some(info);
+        // live-ness may change with the new upstream
+        state.upstream_live = None;
         Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::CustomDownstream(_) | EventView::CustomDownstreamOob(_) => {
+                if let Some(s) = event.structure() {
+                    let serialized = event.is_serialized();
+                    match prompt::parse_structure(s) {
+                        Ok(cmds) => {
+                            let cmds = self.assign_ids(cmds);
+                            gst::debug!(CAT, imp = self, "Downstream prompt event: {cmds:?}");
+                            if serialized {
+                                if let Some(state) = lock(&self.state).as_mut() {
+                                    state.serialized.extend(cmds);
+                                }
+                            } else {
+                                self.queue(cmds);
+                            }
+                            return true;
+                        }
+                        Err(PromptError::NotOurs) => {}
+                        Err(err) => {
+                            self.warn_error(&format!("{} event", s.name()), &err);
+                            return false;
+                        }
+                    }
+                }
+            }
+            EventView::FlushStart(_) => {
+                if let Some(state) = lock(&self.state).as_ref() {
+                    state.worker.flush_start();
+                }
+            }
+            EventView::FlushStop(_) => {
+                let reset = lock(&self.settings).on_flush == OnFlush::Reset;
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.worker.flush_stop(reset);
+                    state.serialized.clear();
+                    state.rendered = None;
+                    if reset {
+                        state.rearm_schedule = true;
+                    }
+                }
+                if reset {
+                    lock(&self.queued).clear();
+                }
+                gst::debug!(CAT, imp = self, "Flushed (reset: {reset})");
+            }
+            EventView::Eos(_) => {
+                // Frames already went out; let the last inference finish so
+                // that stopping right after EOS does not wait on it.
+                let worker = lock(&self.state).as_ref().map(|s| s.worker.clone());
+                if let Some(worker) = worker {
+                    worker.drain();
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn src_event(&self, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::CustomUpstream(ev) => {
+                if let Some(s) = ev.structure() {
+                    match prompt::parse_structure(s) {
+                        Ok(cmds) => {
+                            gst::debug!(CAT, imp = self, "Upstream prompt event: {cmds:?}");
+                            self.queue(cmds);
+                            return true;
+                        }
+                        Err(PromptError::NotOurs) => {}
+                        Err(err) => {
+                            self.warn_error(&format!("{} event", s.name()), &err);
+                            return false;
+                        }
+                    }
+                }
+            }
+            EventView::Navigation(_) => {
+                if lock(&self.settings).navigation && self.handle_navigation(&event) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        self.parent_src_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Src
+            && let gst::QueryViewMut::Latency(q) = query.view_mut()
+        {
+            let ok = self.obj().sink_pad().peer_query(q.query_mut());
+            if ok {
+                let (live, min, max) = q.result();
+                let ours = self.added_latency(live);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Latency: upstream live {live} min {min} max {}, ours {ours}",
+                    max.display()
+                );
+                q.set(live, min + ours, max.map(|m| m + ours));
+            }
+            return ok;
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.process(buf)
     }
-
-    fn transform_ip_passthrough(
-        &self,
-        buf: &gst::Buffer,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.process(buf.as_ref())
-    }
 }
 
 impl Sam2Track {
-    /// Per-frame work. Placeholder: the SAM 2 engine is not wired in yet, so
-    /// this only checks that the element was started and logs the frame.
-    fn process(&self, buf: &gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let state = lock(&self.state);
-        let Some(state) = state.as_ref() else {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("Received a buffer before the element was started")
-            );
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let (width, height) = state
-            .video_info
-            .as_ref()
-            .map_or((0, 0), |info| (info.width(), info.height()));
-        gst::trace!(
-            CAT,
-            imp = self,
-            "Passing through {width}x{height} frame ({} bytes, pts {}) with model {} on \
-             ONNX Runtime {}",
-            buf.size(),
-            buf.pts().display(),
-            state.model_dir.display(),
-            state.runtime.library().display()
+    // ------------------------------------------------------------- prompts
+
+    /// Posts a warning about a refused prompt on the bus.
+    fn warn_prompt(&self, what: &str, why: &str) {
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Format,
+            ("Ignored prompt ({}): {}", what, why),
+            ["the stream goes on without it"]
         );
+    }
+
+    fn warn_error(&self, what: &str, err: &PromptError) {
+        self.warn_prompt(what, &err.to_string());
+    }
+
+    /// Gives new objects their ids, and keeps ids given by the user from
+    /// being reused for new objects.
+    fn assign_ids(&self, mut cmds: Vec<Command>) -> Vec<Command> {
+        for cmd in &mut cmds {
+            match cmd.id() {
+                Some(NEW_OBJECT) => {
+                    let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+                    cmd.set_new_id(id);
+                }
+                Some(id) => {
+                    self.next_id.fetch_max(id.saturating_add(1), Ordering::SeqCst);
+                }
+                None => {}
+            }
+        }
+        cmds
+    }
+
+    /// Queues commands for the next frame the engine runs.
+    fn queue(&self, cmds: Vec<Command>) {
+        let cmds = self.assign_ids(cmds);
+        lock(&self.queued).extend(cmds);
+    }
+
+    /// Queues one command; returns its object id (0 when refused).
+    fn queue_one(&self, cmd: Command) -> u32 {
+        let cmd = self.assign_ids(vec![cmd]).remove(0);
+        let id = cmd.id().unwrap_or(0);
+        lock(&self.queued).push(cmd);
+        id
+    }
+
+    /// Queues the commands of a sam2 structure built by a signal; returns the
+    /// object id (0 and a bus warning when malformed).
+    fn queue_structure(&self, what: &str, s: &gst::Structure) -> u32 {
+        match prompt::parse_structure(s) {
+            Ok(cmds) => {
+                let cmds = self.assign_ids(cmds);
+                let id = cmds.first().and_then(Command::id).unwrap_or(0);
+                lock(&self.queued).extend(cmds);
+                id
+            }
+            Err(err) => {
+                self.warn_error(&format!("{what} signal"), &err);
+                0
+            }
+        }
+    }
+
+    /// Left click: positive point (new object, or the selected one);
+    /// shift + left click: negative point; right click: remove the object
+    /// under the pointer. Returns whether the event was used.
+    fn handle_navigation(&self, event: &gst::Event) -> bool {
+        let Ok(nav) = gst_video::NavigationEvent::parse(event) else {
+            return false;
+        };
+        let gst_video::NavigationEvent::MouseButtonPress {
+            button,
+            x,
+            y,
+            modifier_state,
+        } = nav
+        else {
+            return false;
+        };
+        let Some((w, h)) = lock(&self.state)
+            .as_ref()
+            .and_then(|s| s.video_info.as_ref())
+            .map(|i| (f64::from(i.width()), f64::from(i.height())))
+        else {
+            return false;
+        };
+        if !(0.0..w).contains(&x) || !(0.0..h).contains(&y) {
+            gst::debug!(CAT, imp = self, "Click at ({x}, {y}) outside the {w}x{h} frame");
+            return false;
+        }
+        let (x, y) = (Coord::px(x as f32), Coord::px(y as f32));
+        let selected = lock(&self.settings).selected_object;
+        let shift = modifier_state.contains(gst_video::NavigationModifierType::SHIFT_MASK);
+        let cmd = match button {
+            1 if shift => {
+                let target = if selected != NEW_OBJECT {
+                    selected
+                } else {
+                    self.last_clicked.load(Ordering::SeqCst)
+                };
+                if target == NEW_OBJECT {
+                    self.warn_prompt("shift-click", "no object to exclude the point from yet");
+                    return true;
+                }
+                Command::Prompt {
+                    id: target,
+                    clicks: vec![prompt::Click {
+                        x,
+                        y,
+                        positive: false,
+                    }],
+                    bbox: None,
+                    clear: false,
+                }
+            }
+            1 => Command::Prompt {
+                id: selected,
+                clicks: vec![prompt::Click {
+                    x,
+                    y,
+                    positive: true,
+                }],
+                bbox: None,
+                clear: false,
+            },
+            3 => Command::RemoveAt { x, y },
+            _ => return false,
+        };
+        gst::debug!(CAT, imp = self, "Click: {cmd:?}");
+        let id = self.queue_one(cmd);
+        if button == 1 && !shift {
+            self.last_clicked.store(id, Ordering::SeqCst);
+        }
+        true
+    }
+
+    // ------------------------------------------------------------ latency
+
+    /// Latency this element adds: none in async mode (frames are not held);
+    /// the longest inference seen in sync mode.
+    fn added_latency(&self, upstream_live: bool) -> gst::ClockTime {
+        let mode = lock(&self.settings).mode;
+        let mut state = lock(&self.state);
+        let Some(state) = state.as_mut() else {
+            return gst::ClockTime::ZERO;
+        };
+        if Self::effective_async(mode, upstream_live) {
+            return gst::ClockTime::ZERO;
+        }
+        let l = gst::ClockTime::from_nseconds(state.max_inference.as_nanos() as u64);
+        state.reported_latency = l;
+        l
+    }
+
+    fn effective_async(mode: Mode, live: bool) -> bool {
+        match mode {
+            Mode::Auto => live,
+            Mode::Sync => false,
+            Mode::Async => true,
+        }
+    }
+
+    fn upstream_live(&self) -> bool {
+        let mut q = gst::query::Latency::new();
+        self.obj().sink_pad().peer_query(&mut q) && q.result().0
+    }
+
+    // ---------------------------------------------------------- per frame
+
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = lock(&self.settings).clone();
+        let need_live = lock(&self.state)
+            .as_ref()
+            .is_some_and(|s| s.upstream_live.is_none());
+        let live_now = need_live.then(|| self.upstream_live());
+
+        let (worker, info, number, commands, is_async) = {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Received a buffer before the element was started")
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            let Some(info) = state.video_info.clone() else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Received a buffer before caps")
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            if let Some(live) = live_now {
+                gst::debug!(CAT, imp = self, "Upstream is live: {live}");
+                state.upstream_live = Some(live);
+            }
+            let number = state.frames;
+            state.frames += 1;
+
+            let segment = self
+                .obj()
+                .segment()
+                .downcast::<gst::ClockTime>()
+                .ok();
+            let stream_time = segment
+                .as_ref()
+                .and_then(|s| buf.pts().and_then(|pts| s.to_stream_time(pts)));
+
+            let mut commands = Vec::new();
+            if self.prompt_pending.swap(false, Ordering::SeqCst)
+                && let Some(text) = &settings.prompt
+            {
+                match prompt::parse_prompts(text) {
+                    Ok(cmds) => commands.extend(self.assign_ids(cmds)),
+                    Err(err) => self.warn_error("prompt property", &err),
+                }
+            }
+            if std::mem::take(&mut state.rearm_schedule) {
+                for (entry, applied) in &mut state.schedule {
+                    if let (When::Time(t), Some(st)) = (entry.when, stream_time) {
+                        *applied = t < st;
+                    }
+                }
+            }
+            for (entry, applied) in &mut state.schedule {
+                let due = match entry.when {
+                    When::Frame(n) => n <= number,
+                    When::Time(t) => stream_time.is_some_and(|st| st >= t),
+                };
+                if due && !*applied {
+                    *applied = true;
+                    gst::debug!(CAT, imp = self, "Prompt file entry {:?} on frame {number}", entry.when);
+                    commands.extend(self.assign_ids(entry.commands.clone()));
+                }
+            }
+            commands.append(&mut state.serialized);
+            commands.append(&mut lock(&self.queued));
+
+            let is_async = Self::effective_async(settings.mode, state.upstream_live.unwrap_or(false));
+            (state.worker.clone(), info, number, commands, is_async)
+        };
+
+        if let Some(err) = worker.fatal() {
+            return self.fatal(&err);
+        }
+
+        // Run (or offer) the frame.
+        let needs_engine = !commands.is_empty() || worker.has_objects() || worker.is_busy();
+        let mut fresh: Option<Arc<Outcome>> = None;
+        if needs_engine {
+            {
+                let job = Job {
+                    number,
+                    buffer: buf.copy(),
+                    info: info.clone(),
+                    commands,
+                    options: settings.job_options(),
+                };
+                if is_async {
+                    if let Err(job) = worker.offer(job) {
+                        // the mailbox holds a prompted frame: prompts go with a later one
+                        if !job.commands.is_empty() {
+                            let mut q = lock(&self.queued);
+                            let later = std::mem::take(&mut *q);
+                            *q = job.commands;
+                            q.extend(later);
+                        }
+                    }
+                } else {
+                    match worker.run_sync(job) {
+                        Ok(outcome) => {
+                            self.note_inference(outcome.elapsed);
+                            fresh = Some(outcome);
+                        }
+                        Err(RunError::Flushing) => return Err(gst::FlowError::Flushing),
+                        Err(RunError::Fatal(err)) => return self.fatal(&err),
+                    }
+                }
+            }
+        }
+        if let Some(err) = worker.fatal() {
+            return self.fatal(&err);
+        }
+        let outcome = match fresh {
+            Some(o) => Some(o),
+            None if needs_engine => worker.latest(),
+            None => None,
+        };
+        self.output(buf, &info, &settings, number, outcome);
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn fatal(&self, err: &str) -> Result<gst::FlowSuccess, gst::FlowError> {
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Failed,
+            ("SAM 2 inference failed: {}", err)
+        );
+        Err(gst::FlowError::Error)
+    }
+
+    /// Keeps the longest inference time; posts a LATENCY message when it
+    /// grew by more than 20% over the reported latency (sync mode only).
+    fn note_inference(&self, elapsed: Duration) {
+        let grew = {
+            let mut state = lock(&self.state);
+            let Some(state) = state.as_mut() else { return };
+            state.max_inference = state.max_inference.max(elapsed);
+            let reported = state.reported_latency.nseconds() as u128;
+            state.max_inference.as_nanos() > reported + reported / 5
+                && state.upstream_live == Some(true)
+        };
+        if grew {
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
+    /// Attaches metadata / draws the overlay / posts the message for frame
+    /// `number` from `outcome` (None: no objects).
+    fn output(
+        &self,
+        buf: &mut gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        settings: &Settings,
+        number: u64,
+        outcome: Option<Arc<Outcome>>,
+    ) {
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let mut guard = lock(&self.state);
+        let Some(state) = guard.as_mut() else { return };
+        let rendered = outcome.map(|outcome| {
+            let reuse = state.rendered.as_ref().is_some_and(|r| {
+                Arc::ptr_eq(&r.outcome, &outcome)
+                    && (r.width, r.height, r.resolution) == (w, h, settings.mask_resolution)
+            });
+            if !reuse {
+                state.rendered = Some(render(outcome, w, h, settings.mask_resolution));
+            }
+            state.rendered.as_ref().expect("just set")
+        });
+        let (computed, objects) = match rendered {
+            None => (number, Vec::new()),
+            Some(r) => {
+                let o = &r.outcome;
+                let stale = o.frame_number != number;
+                let objects = o
+                    .objects
+                    .iter()
+                    .enumerate()
+                    .map(|(i, obj)| ObjectInfo {
+                        id: obj.id,
+                        bbox: r.boxes[i],
+                        score: sigmoid(obj.object_score),
+                        iou: obj.iou,
+                        occluded: obj.object_score <= 0.0,
+                        stale,
+                        frame_number: o.frame_number,
+                        mask: r.meta_masks[i].as_ref().map(|m| m.0.clone()),
+                        mask_width: r.meta_masks[i].as_ref().map_or(0, |m| m.1),
+                        mask_height: r.meta_masks[i].as_ref().map_or(0, |m| m.2),
+                    })
+                    .collect();
+                (o.frame_number, objects)
+            }
+        };
+        let frame = FrameInfo {
+            frame_number: number,
+            computed_frame_number: computed,
+            stale: computed != number,
+            objects,
+        };
+        if settings.output.overlay()
+            && let Some(r) = rendered
+            && !r.masks.is_empty()
+        {
+            let masks: Vec<&[u8]> = r.masks.iter().map(|m| m.as_slice()).collect();
+            let labels = overlay::label_map(&masks, w, h);
+            let edges = overlay::edges(&labels, w, h, settings.contour_width);
+            let colors: Vec<u32> = r
+                .outcome
+                .objects
+                .iter()
+                .map(|o| overlay::color_of(&settings.style(), o.id))
+                .collect();
+            let mut style = settings.style();
+            let layout = match worker::packed_format(info.format()) {
+                Some(_) => {
+                    let finfo = info.format_info();
+                    let bpp = finfo.pixel_stride()[0] as usize;
+                    let off = finfo.poffset();
+                    let alpha = finfo.has_alpha().then(|| off[3] as usize);
+                    Layout::Packed {
+                        bpp,
+                        rgb: [off[0] as usize, off[1] as usize, off[2] as usize],
+                        alpha,
+                    }
+                }
+                None if info.format() == gst_video::VideoFormat::Nv12 => Layout::Nv12,
+                None => Layout::I420,
+            };
+            let has_alpha = matches!(layout, Layout::Packed { alpha: Some(_), .. });
+            if style.background == overlay::Background::Transparent && !has_alpha {
+                style.background = overlay::Background::None;
+                if !std::mem::replace(&mut state.warned_transparent, true) {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        (
+                            "background=transparent needs RGBA or BGRA, the stream is {:?}: \
+                             the background is left as it is",
+                            info.format()
+                        )
+                    );
+                }
+            }
+            match gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info) {
+                Ok(mut vf) => {
+                    let strides: Vec<usize> = vf.plane_stride().iter().map(|s| *s as usize).collect();
+                    let n = vf.n_planes() as usize;
+                    let mut planes = vf.planes_data_mut();
+                    overlay::draw(
+                        layout,
+                        worker::yuv_of(info),
+                        w,
+                        h,
+                        &mut planes[..n],
+                        &strides,
+                        &labels,
+                        &edges,
+                        &colors,
+                        &style,
+                    );
+                }
+                Err(err) => gst::warning!(CAT, imp = self, "Cannot map frame to draw: {err}"),
+            }
+        }
+        drop(guard);
+        if settings.output.meta() {
+            meta::attach(buf, &frame);
+        }
+        if settings.post_messages {
+            let s = gst::Structure::builder(MESSAGE_FRAME)
+                .field("frame-number", frame.frame_number)
+                .field("computed-frame-number", frame.computed_frame_number)
+                .field("stale", frame.stale)
+                .field("timestamp", buf.pts())
+                .field(
+                    "objects",
+                    gst::Array::new(frame.objects.iter().map(|o| {
+                        let mut o = o.clone();
+                        o.mask = None;
+                        o.to_structure().to_send_value()
+                    })),
+                )
+                .build();
+            let _ = self.obj().post_message(
+                gst::message::Element::builder(s)
+                    .src(&*self.obj())
+                    .build(),
+            );
+        }
+    }
+}
+
+/// Masks/boxes/metadata masks of `outcome` for a `w`×`h` frame.
+fn render(outcome: Arc<Outcome>, w: usize, h: usize, resolution: MaskResolution) -> Rendered {
+    let masks: Vec<Arc<Vec<u8>>> = if (outcome.width, outcome.height) == (w, h) {
+        outcome.objects.iter().map(|o| Arc::new(o.mask.clone())).collect()
+    } else {
+        // caps changed since the outcome: redo the masks at the new size
+        let logits: Vec<&ops::Plane> = outcome.objects.iter().map(|o| &o.logits).collect();
+        tracker::masks_from_logits(&logits, w, h, outcome.threshold, outcome.non_overlap)
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    };
+    let boxes = masks
+        .iter()
+        .map(|m| match tracker::bounding_box(m, w) {
+            Some([x0, y0, x1, y1]) => [x0, y0, x1 - x0, y1 - y0],
+            None => [0; 4],
+        })
+        .collect();
+    let meta_masks = outcome
+        .objects
+        .iter()
+        .zip(&masks)
+        .map(|(o, m)| match resolution {
+            MaskResolution::None => None,
+            MaskResolution::Frame => Some((
+                gst::Buffer::from_mut_slice(m.iter().map(|v| v * 255).collect::<Vec<u8>>()),
+                w as u32,
+                h as u32,
+            )),
+            MaskResolution::Low => Some((
+                gst::Buffer::from_mut_slice(
+                    o.logits
+                        .data
+                        .iter()
+                        .map(|v| if *v > outcome.threshold { 255u8 } else { 0 })
+                        .collect::<Vec<u8>>(),
+                ),
+                o.logits.width as u32,
+                o.logits.height as u32,
+            )),
+        })
+        .collect();
+    Rendered {
+        outcome,
+        width: w,
+        height: h,
+        resolution,
+        masks,
+        boxes,
+        meta_masks,
     }
 }

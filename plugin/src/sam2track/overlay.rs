@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Drawing masks into frames, in place, in the element's raw formats:
+//! per-object colour fill (alpha blended), contours, and the background
+//! modes (blur, solid colour, transparent alpha). Also the YUV → RGB
+//! conversion the engine's input needs for NV12/I420.
+
+/// What happens to pixels outside every object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    /// Left as they are.
+    None,
+    /// Box-blurred (`blur-radius`).
+    Blur,
+    /// Replaced by `background-color`.
+    Solid,
+    /// Alpha set to 0 (formats with alpha only: RGBA, BGRA).
+    Transparent,
+}
+
+/// How masks are drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Style {
+    /// Opacity of the colour fill inside objects (0: no fill).
+    pub alpha: f32,
+    /// Width in pixels of the contour drawn inside each object's edge (0: none).
+    pub contour_width: u32,
+    /// Object colours, 0xRRGGBB, used by object id (`id - 1` modulo length).
+    pub colors: Vec<u32>,
+    pub background: Background,
+    /// 0xRRGGBB of the solid background.
+    pub background_color: u32,
+    pub blur_radius: u32,
+}
+
+/// Memory layout of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One plane, `bpp` bytes per pixel, byte offsets of R, G, B (and A).
+    Packed {
+        bpp: usize,
+        rgb: [usize; 3],
+        alpha: Option<usize>,
+    },
+    /// Y plane + interleaved UV at half resolution.
+    Nv12,
+    /// Y, U, V planes, U and V at half resolution.
+    I420,
+}
+
+/// Luma/chroma coefficients of a YUV matrix, and the range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Yuv {
+    pub kr: f32,
+    pub kb: f32,
+    pub full_range: bool,
+}
+
+impl Yuv {
+    pub const BT601: Yuv = Yuv {
+        kr: 0.299,
+        kb: 0.114,
+        full_range: false,
+    };
+    pub const BT709: Yuv = Yuv {
+        kr: 0.2126,
+        kb: 0.0722,
+        full_range: false,
+    };
+
+    /// 0xRRGGBB → (Y, U, V) bytes.
+    pub fn from_rgb(self, color: u32) -> [u8; 3] {
+        let [r, g, b] = rgb_of(color).map(|v| f32::from(v) / 255.0);
+        let y = self.kr * r + (1.0 - self.kr - self.kb) * g + self.kb * b;
+        let pb = (b - y) / (2.0 * (1.0 - self.kb));
+        let pr = (r - y) / (2.0 * (1.0 - self.kr));
+        let (ys, yo, cs) = if self.full_range {
+            (255.0, 0.0, 255.0)
+        } else {
+            (219.0, 16.0, 224.0)
+        };
+        [yo + ys * y, 128.0 + cs * pb, 128.0 + cs * pr].map(|v| v.round().clamp(0.0, 255.0) as u8)
+    }
+
+    /// (Y, U, V) bytes → (R, G, B) bytes.
+    #[inline]
+    pub fn to_rgb(self, y: u8, u: u8, v: u8) -> [u8; 3] {
+        let (ys, yo, cs) = if self.full_range {
+            (255.0, 0.0, 255.0)
+        } else {
+            (219.0, 16.0, 224.0)
+        };
+        let yy = (f32::from(y) - yo) / ys;
+        let pb = (f32::from(u) - 128.0) / cs;
+        let pr = (f32::from(v) - 128.0) / cs;
+        let r = yy + 2.0 * (1.0 - self.kr) * pr;
+        let b = yy + 2.0 * (1.0 - self.kb) * pb;
+        let g = (yy - self.kr * r - self.kb * b) / (1.0 - self.kr - self.kb);
+        [r, g, b].map(|c| (c * 255.0).round().clamp(0.0, 255.0) as u8)
+    }
+}
+
+/// 0xRRGGBB → [R, G, B].
+pub fn rgb_of(color: u32) -> [u8; 3] {
+    [(color >> 16) as u8, (color >> 8) as u8, color as u8]
+}
+
+/// The default object colours (0xRRGGBB), distinct on most content.
+pub const DEFAULT_COLORS: [u32; 10] = [
+    0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd, 0x8c564b, 0xe377c2, 0x7f7f7f, 0xbcbd22,
+    0x17becf,
+];
+
+/// Colour of object `id` under `style`.
+pub fn color_of(style: &Style, id: u32) -> u32 {
+    if style.colors.is_empty() {
+        DEFAULT_COLORS[(id.max(1) as usize - 1) % DEFAULT_COLORS.len()]
+    } else {
+        style.colors[(id.max(1) as usize - 1) % style.colors.len()]
+    }
+}
+
+/// Per-pixel label map: 0 = background, k = the k-th mask (later masks win
+/// where masks overlap).
+pub fn label_map(masks: &[&[u8]], width: usize, height: usize) -> Vec<u8> {
+    let mut labels = vec![0u8; width * height];
+    for (k, mask) in masks.iter().enumerate().take(255) {
+        for (l, m) in labels.iter_mut().zip(mask.iter()) {
+            if *m != 0 {
+                *l = k as u8 + 1;
+            }
+        }
+    }
+    labels
+}
+
+/// Marks object pixels within `width` pixels (horizontally or vertically)
+/// of a pixel with another label.
+pub fn edges(labels: &[u8], w: usize, h: usize, width: u32) -> Vec<bool> {
+    let r = width as usize;
+    let mut out = vec![false; w * h];
+    if r == 0 {
+        return out;
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let l = labels[y * w + x];
+            if l == 0 {
+                continue;
+            }
+            let mut edge = false;
+            for d in 1..=r {
+                if (x >= d && labels[y * w + x - d] != l)
+                    || (x + d < w && labels[y * w + x + d] != l)
+                    || (y >= d && labels[(y - d) * w + x] != l)
+                    || (y + d < h && labels[(y + d) * w + x] != l)
+                {
+                    edge = true;
+                    break;
+                }
+            }
+            out[y * w + x] = edge;
+        }
+    }
+    out
+}
+
+/// Box blur of one channel: `src` sampled at `offset + x * step` of each
+/// `stride`-long row; returns a compact `w`×`h` plane.
+fn blur_channel(
+    src: &[u8],
+    stride: usize,
+    step: usize,
+    offset: usize,
+    w: usize,
+    h: usize,
+    r: usize,
+) -> Vec<u8> {
+    let mut tmp = vec![0u8; w * h];
+    for y in 0..h {
+        let row = &src[y * stride..];
+        let mut acc: u32 = 0;
+        let px = |x: usize| u32::from(row[offset + x * step]);
+        // window [x - r, x + r] clamped to the row
+        for x in 0..=r.min(w - 1) {
+            acc += px(x);
+        }
+        for x in 0..w {
+            let lo = x.saturating_sub(r);
+            let hi = (x + r).min(w - 1);
+            tmp[y * w + x] = (acc / (hi - lo + 1) as u32) as u8;
+            if x + r + 1 < w {
+                acc += px(x + r + 1);
+            }
+            if x >= r {
+                acc -= px(x - r);
+            }
+        }
+    }
+    let mut out = vec![0u8; w * h];
+    for x in 0..w {
+        let mut acc: u32 = 0;
+        for y in 0..=r.min(h - 1) {
+            acc += u32::from(tmp[y * w + x]);
+        }
+        for y in 0..h {
+            let lo = y.saturating_sub(r);
+            let hi = (y + r).min(h - 1);
+            out[y * w + x] = (acc / (hi - lo + 1) as u32) as u8;
+            if y + r + 1 < h {
+                acc += u32::from(tmp[(y + r + 1) * w + x]);
+            }
+            if y >= r {
+                acc -= u32::from(tmp[(y - r) * w + x]);
+            }
+        }
+    }
+    out
+}
+
+#[inline]
+fn blend(v: u8, c: u8, a: f32) -> u8 {
+    (f32::from(v) * (1.0 - a) + f32::from(c) * a).round() as u8
+}
+
+/// What to do with one pixel (or chroma sample).
+#[derive(Clone, Copy)]
+enum Paint {
+    Keep,
+    Background,
+    Fill(usize),
+    Edge(usize),
+}
+
+fn paint_of(labels: &[u8], edges: &[bool], p: usize) -> Paint {
+    match labels[p] {
+        0 => Paint::Background,
+        l if edges[p] => Paint::Edge(l as usize - 1),
+        l => Paint::Fill(l as usize - 1),
+    }
+}
+
+/// Draws into one frame. `planes`/`strides`: the frame's planes (1 for
+/// packed, 2 for NV12, 3 for I420); `labels`/`edges` from [`label_map`] /
+/// [`edges`]; `colors[k]`: 0xRRGGBB of label k+1.
+#[allow(clippy::too_many_arguments)]
+pub fn draw(
+    layout: Layout,
+    yuv: Yuv,
+    width: usize,
+    height: usize,
+    planes: &mut [&mut [u8]],
+    strides: &[usize],
+    labels: &[u8],
+    edges: &[bool],
+    colors: &[u32],
+    style: &Style,
+) {
+    let a = style.alpha.clamp(0.0, 1.0);
+    let r = style.blur_radius.max(1) as usize;
+    match layout {
+        Layout::Packed { bpp, rgb, alpha } => {
+            let stride = strides[0];
+            let plane = &mut *planes[0];
+            let blurred: Option<Vec<Vec<u8>>> = (style.background == Background::Blur).then(|| {
+                rgb.iter()
+                    .map(|off| blur_channel(plane, stride, bpp, *off, width, height, r))
+                    .collect()
+            });
+            let bg = rgb_of(style.background_color);
+            let cols: Vec<[u8; 3]> = colors.iter().map(|c| rgb_of(*c)).collect();
+            for y in 0..height {
+                let row = &mut plane[y * stride..];
+                for x in 0..width {
+                    let p = y * width + x;
+                    let px = &mut row[x * bpp..x * bpp + bpp];
+                    let paint = paint_of(labels, edges, p);
+                    match paint {
+                        Paint::Keep => {}
+                        Paint::Background => match style.background {
+                            Background::None => {}
+                            Background::Blur => {
+                                let b = blurred.as_ref().expect("computed");
+                                for c in 0..3 {
+                                    px[rgb[c]] = b[c][p];
+                                }
+                            }
+                            Background::Solid => {
+                                for c in 0..3 {
+                                    px[rgb[c]] = bg[c];
+                                }
+                            }
+                            Background::Transparent => {
+                                if let Some(ao) = alpha {
+                                    px[ao] = 0;
+                                }
+                            }
+                        },
+                        Paint::Fill(k) => {
+                            if a > 0.0 {
+                                for c in 0..3 {
+                                    px[rgb[c]] = blend(px[rgb[c]], cols[k][c], a);
+                                }
+                            }
+                        }
+                        Paint::Edge(k) => {
+                            for c in 0..3 {
+                                px[rgb[c]] = cols[k][c];
+                            }
+                        }
+                    }
+                    if style.background == Background::Transparent
+                        && let (Some(ao), Paint::Fill(_) | Paint::Edge(_)) = (alpha, paint)
+                    {
+                        px[ao] = 255;
+                    }
+                }
+            }
+        }
+        Layout::Nv12 | Layout::I420 => {
+            let cols: Vec<[u8; 3]> = colors.iter().map(|c| yuv.from_rgb(*c)).collect();
+            let bg = yuv.from_rgb(style.background_color);
+            let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+            // chroma samples take the paint of their 2x2 block: an edge wins,
+            // else the top-left pixel's
+            let chroma_paint = |cx: usize, cy: usize| {
+                let mut first = None;
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let (x, y) = (2 * cx + dx, 2 * cy + dy);
+                    if x < width && y < height {
+                        let p = paint_of(labels, edges, y * width + x);
+                        if let Paint::Edge(_) = p {
+                            return p;
+                        }
+                        first.get_or_insert(p);
+                    }
+                }
+                first.unwrap_or(Paint::Keep)
+            };
+            let apply = |v: &mut u8, paint: Paint, comp: usize, blurred: Option<u8>| match paint {
+                Paint::Keep => {}
+                Paint::Background => match style.background {
+                    Background::Blur => *v = blurred.unwrap_or(*v),
+                    Background::Solid => *v = bg[comp],
+                    Background::None | Background::Transparent => {}
+                },
+                Paint::Fill(k) => {
+                    if a > 0.0 {
+                        *v = blend(*v, cols[k][comp], a)
+                    }
+                }
+                Paint::Edge(k) => *v = cols[k][comp],
+            };
+            let blur = style.background == Background::Blur;
+            // luma
+            {
+                let stride = strides[0];
+                let yb = blur.then(|| blur_channel(planes[0], stride, 1, 0, width, height, r));
+                for y in 0..height {
+                    for x in 0..width {
+                        let p = y * width + x;
+                        let v = &mut planes[0][y * stride + x];
+                        apply(v, paint_of(labels, edges, p), 0, yb.as_ref().map(|b| b[p]));
+                    }
+                }
+            }
+            let rc = (r / 2).max(1);
+            match layout {
+                Layout::Nv12 => {
+                    let stride = strides[1];
+                    let (ub, vb) = if blur {
+                        (
+                            Some(blur_channel(planes[1], stride, 2, 0, cw, ch, rc)),
+                            Some(blur_channel(planes[1], stride, 2, 1, cw, ch, rc)),
+                        )
+                    } else {
+                        (None, None)
+                    };
+                    for cy in 0..ch {
+                        for cx in 0..cw {
+                            let paint = chroma_paint(cx, cy);
+                            let q = cy * cw + cx;
+                            let o = cy * stride + 2 * cx;
+                            apply(&mut planes[1][o], paint, 1, ub.as_ref().map(|b| b[q]));
+                            apply(&mut planes[1][o + 1], paint, 2, vb.as_ref().map(|b| b[q]));
+                        }
+                    }
+                }
+                _ => {
+                    for (pi, comp) in [(1usize, 1usize), (2, 2)] {
+                        let stride = strides[pi];
+                        let cb =
+                            blur.then(|| blur_channel(planes[pi], stride, 1, 0, cw, ch, rc));
+                        for cy in 0..ch {
+                            for cx in 0..cw {
+                                let paint = chroma_paint(cx, cy);
+                                let q = cy * cw + cx;
+                                apply(
+                                    &mut planes[pi][cy * stride + cx],
+                                    paint,
+                                    comp,
+                                    cb.as_ref().map(|b| b[q]),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Converts an NV12 or I420 frame to packed RGB (chroma: nearest sample).
+pub fn yuv_to_rgb(
+    layout: Layout,
+    yuv: Yuv,
+    width: usize,
+    height: usize,
+    planes: &[&[u8]],
+    strides: &[usize],
+) -> Vec<u8> {
+    let mut out = vec![0u8; width * height * 3];
+    for y in 0..height {
+        for x in 0..width {
+            let luma = planes[0][y * strides[0] + x];
+            let (u, v) = match layout {
+                Layout::Nv12 => {
+                    let o = (y / 2) * strides[1] + (x / 2) * 2;
+                    (planes[1][o], planes[1][o + 1])
+                }
+                _ => (
+                    planes[1][(y / 2) * strides[1] + x / 2],
+                    planes[2][(y / 2) * strides[2] + x / 2],
+                ),
+            };
+            let p = (y * width + x) * 3;
+            out[p..p + 3].copy_from_slice(&yuv.to_rgb(luma, u, v));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuv_round_trip() {
+        for m in [Yuv::BT601, Yuv::BT709] {
+            for c in [0xff0000u32, 0x00ff00, 0x0000ff, 0x808080, 0x123456] {
+                let [y, u, v] = m.from_rgb(c);
+                let back = m.to_rgb(y, u, v);
+                for (a, b) in back.iter().zip(rgb_of(c)) {
+                    assert!((i32::from(*a) - i32::from(b)).abs() <= 3, "{c:06x}: {back:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn labels_edges_and_blur() {
+        #[rustfmt::skip]
+        let m1 = [
+            0, 0, 0, 0, 0,
+            0, 1, 1, 1, 0,
+            0, 1, 1, 1, 0,
+            0, 1, 1, 1, 0,
+            0, 0, 0, 0, 0,
+        ];
+        let l = label_map(&[&m1], 5, 5);
+        let e = edges(&l, 5, 5, 1);
+        // the centre is the only object pixel away from the background
+        let inner: Vec<usize> = (0..25).filter(|p| l[*p] == 1 && !e[*p]).collect();
+        assert_eq!(inner, vec![12]);
+        let flat = vec![7u8; 12];
+        assert_eq!(blur_channel(&flat, 4, 1, 0, 4, 3, 2), vec![7u8; 12]);
+        let spike = [0u8, 0, 90, 0, 0];
+        assert_eq!(blur_channel(&spike, 5, 1, 0, 5, 1, 1), vec![0, 30, 30, 30, 0]);
+    }
+
+    #[test]
+    fn packed_fill_and_background() {
+        let style = Style {
+            alpha: 0.5,
+            contour_width: 0,
+            colors: vec![0xff0000],
+            background: Background::Transparent,
+            background_color: 0,
+            blur_radius: 1,
+        };
+        // 2x1 RGBA: pixel 0 background, pixel 1 object
+        let mut px = vec![100u8, 100, 100, 255, 100, 100, 100, 255];
+        let labels = [0u8, 1];
+        let layout = Layout::Packed {
+            bpp: 4,
+            rgb: [0, 1, 2],
+            alpha: Some(3),
+        };
+        draw(
+            layout,
+            Yuv::BT601,
+            2,
+            1,
+            &mut [&mut px[..]],
+            &[8],
+            &labels,
+            &[false, false],
+            &[0xff0000],
+            &style,
+        );
+        assert_eq!(px, vec![100, 100, 100, 0, 178, 50, 50, 255]);
+    }
+}

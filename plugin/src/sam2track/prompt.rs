@@ -1,0 +1,855 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Prompts: the typed commands the element applies to the tracker, and the
+//! three ways to write them down:
+//!
+//! * the prompt string grammar (`prompt` property, `prompt` action signal,
+//!   `sam2-prompt` event field, prompt files):
+//!   `1:point=320,240;2:box=10,10,200,180;1:neg=40,60`;
+//! * prompt files: one `WHEN PROMPTS` line per frame number or timestamp;
+//! * event structures (`sam2-prompt`, `sam2-mask`, `sam2-remove`,
+//!   `sam2-reset`), parsed with an error that tells "not ours" from
+//!   "malformed" (naming the field).
+//!
+//! No tracker or GStreamer state lives here; the element resolves
+//! coordinates against the frame the prompt lands on.
+
+use std::fmt;
+use std::path::Path;
+
+use gst::glib;
+
+/// Structure name of point/box prompt events.
+pub const EVENT_PROMPT: &str = "sam2-prompt";
+/// Structure name of mask prompt events.
+pub const EVENT_MASK: &str = "sam2-mask";
+/// Structure name of object removal events.
+pub const EVENT_REMOVE: &str = "sam2-remove";
+/// Structure name of reset events (forget all objects and memory).
+pub const EVENT_RESET: &str = "sam2-reset";
+/// Every structure name starting with this is ours; an unknown one is malformed.
+pub const EVENT_PREFIX: &str = "sam2-";
+
+/// Object id meaning "a new object": the element picks the next free id.
+pub const NEW_OBJECT: u32 = 0;
+
+/// Why a prompt or event was not accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PromptError {
+    /// The structure is not a sam2track event: pass it on.
+    #[error("not a sam2track event")]
+    NotOurs,
+    /// Ours, but a field is missing or wrong: warn and ignore it.
+    #[error("field '{field}': {reason}")]
+    Malformed { field: String, reason: String },
+}
+
+fn malformed(field: impl Into<String>, reason: impl Into<String>) -> PromptError {
+    PromptError::Malformed {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One coordinate: frame pixels, or a fraction of the frame's width/height
+/// (`50%` in the grammar, `relative=true` in events).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coord {
+    pub value: f32,
+    pub relative: bool,
+}
+
+impl Coord {
+    pub fn px(value: f32) -> Self {
+        Coord {
+            value,
+            relative: false,
+        }
+    }
+
+    pub fn rel(value: f32) -> Self {
+        Coord {
+            value,
+            relative: true,
+        }
+    }
+
+    /// Pixels along an axis of `extent` pixels.
+    pub fn resolve(self, extent: usize) -> f32 {
+        if self.relative {
+            self.value * extent as f32
+        } else {
+            self.value
+        }
+    }
+}
+
+impl fmt::Display for Coord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.relative {
+            write!(f, "{}%", self.value * 100.0)
+        } else {
+            write!(f, "{}", self.value)
+        }
+    }
+}
+
+/// A click: position and whether it is positive (part of the object).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Click {
+    pub x: Coord,
+    pub y: Coord,
+    pub positive: bool,
+}
+
+/// A mask prompt: `width`×`height` GRAY8, non-zero = object. Resized to the
+/// frame (nearest) when the sizes differ.
+#[derive(Clone, PartialEq)]
+pub struct MaskPrompt {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for MaskPrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MaskPrompt({}x{})", self.width, self.height)
+    }
+}
+
+impl MaskPrompt {
+    /// The mask at `width`×`height` as 0/1 (nearest neighbour).
+    pub fn resized(&self, width: usize, height: usize) -> Vec<u8> {
+        let mut out = vec![0u8; width * height];
+        for y in 0..height {
+            let sy = (y * self.height / height.max(1)).min(self.height - 1);
+            for x in 0..width {
+                let sx = (x * self.width / width.max(1)).min(self.width - 1);
+                out[y * width + x] = u8::from(self.data[sy * self.width + sx] != 0);
+            }
+        }
+        out
+    }
+}
+
+/// What the element does to the tracker on a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Clicks and/or a box for object `id` ([`NEW_OBJECT`]: a new one).
+    /// `clear`: forget the object's earlier clicks on this frame.
+    Prompt {
+        id: u32,
+        clicks: Vec<Click>,
+        bbox: Option<[Coord; 4]>,
+        clear: bool,
+    },
+    /// A mask for object `id`.
+    Mask { id: u32, mask: MaskPrompt },
+    /// Stop tracking object `id`.
+    Remove { id: u32 },
+    /// Stop tracking whichever object covers this point (right click).
+    RemoveAt { x: Coord, y: Coord },
+    /// Forget every object and the whole memory bank.
+    Reset,
+}
+
+impl Command {
+    /// The object id the command names, if any.
+    pub fn id(&self) -> Option<u32> {
+        match self {
+            Command::Prompt { id, .. } | Command::Mask { id, .. } | Command::Remove { id } => {
+                Some(*id)
+            }
+            Command::RemoveAt { .. } | Command::Reset => None,
+        }
+    }
+
+    /// Gives a command for [`NEW_OBJECT`] the id `id`.
+    pub fn set_new_id(&mut self, new: u32) {
+        match self {
+            Command::Prompt { id, .. } | Command::Mask { id, .. } if *id == NEW_OBJECT => {
+                *id = new
+            }
+            _ => {}
+        }
+    }
+}
+
+// ------------------------------------------------------------------ grammar
+
+fn parse_number(field: &str, text: &str) -> Result<Coord, PromptError> {
+    let text = text.trim();
+    let (num, relative) = match text.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (text, false),
+    };
+    let v: f32 = num
+        .parse()
+        .map_err(|_| malformed(field, format!("'{text}' is not a number")))?;
+    if !v.is_finite() {
+        return Err(malformed(field, format!("'{text}' is not finite")));
+    }
+    Ok(if relative {
+        Coord::rel(v / 100.0)
+    } else {
+        Coord::px(v)
+    })
+}
+
+fn parse_numbers(field: &str, text: &str, count: usize) -> Result<Vec<Coord>, PromptError> {
+    let values = text
+        .split(',')
+        .map(|t| parse_number(field, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if values.len() != count {
+        return Err(malformed(
+            field,
+            format!("'{text}' has {} numbers, expected {count}", values.len()),
+        ));
+    }
+    Ok(values)
+}
+
+/// Parses the prompt grammar into commands. Entries are separated by `;`
+/// (empty ones are ignored); consecutive point/box entries of the same
+/// object are merged into one prompt:
+///
+/// ```text
+/// prompts := entry (';' entry)*
+/// entry   := ID ':' ('point' | 'pos' | 'neg') '=' X ',' Y
+///          | ID ':' 'box' '=' X0 ',' Y0 ',' X1 ',' Y1
+///          | ID ':' 'remove'
+///          | 'reset'
+/// number  := decimal, in frame pixels, or with a '%' suffix: percent of
+///            the frame's width (x) or height (y)
+/// ```
+pub fn parse_prompts(text: &str) -> Result<Vec<Command>, PromptError> {
+    let mut commands: Vec<Command> = Vec::new();
+    for (n, entry) in text.split(';').enumerate() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let field = format!("prompt entry {} ('{entry}')", n + 1);
+        if entry.eq_ignore_ascii_case("reset") {
+            commands.push(Command::Reset);
+            continue;
+        }
+        let (id, rest) = entry
+            .split_once(':')
+            .ok_or_else(|| malformed(&field, "expected ID:KIND[=VALUES] or 'reset'"))?;
+        let id: u32 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id != NEW_OBJECT)
+            .ok_or_else(|| {
+                malformed(&field, format!("object id '{}' is not a number >= 1", id.trim()))
+            })?;
+        let (kind, values) = match rest.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v)),
+            None => (rest.trim().to_ascii_lowercase(), None),
+        };
+        fn need_values<'a>(
+            values: Option<&'a str>,
+            field: &str,
+            kind: &str,
+        ) -> Result<&'a str, PromptError> {
+            values.ok_or_else(|| malformed(field, format!("'{kind}' needs '=' and numbers")))
+        }
+        let cmd = match kind.as_str() {
+            "point" | "pos" | "neg" => {
+                let v = parse_numbers(&field, need_values(values, &field, &kind)?, 2)?;
+                Command::Prompt {
+                    id,
+                    clicks: vec![Click {
+                        x: v[0],
+                        y: v[1],
+                        positive: kind != "neg",
+                    }],
+                    bbox: None,
+                    clear: false,
+                }
+            }
+            "box" => {
+                let v = parse_numbers(&field, need_values(values, &field, &kind)?, 4)?;
+                Command::Prompt {
+                    id,
+                    clicks: Vec::new(),
+                    bbox: Some([v[0], v[1], v[2], v[3]]),
+                    clear: false,
+                }
+            }
+            "remove" => {
+                if values.is_some() {
+                    return Err(malformed(&field, "'remove' takes no values"));
+                }
+                Command::Remove { id }
+            }
+            other => {
+                return Err(malformed(
+                    &field,
+                    format!("unknown kind '{other}' (point, pos, neg, box, remove)"),
+                ));
+            }
+        };
+        merge_push(&mut commands, cmd).map_err(|reason| malformed(&field, reason))?;
+    }
+    Ok(commands)
+}
+
+/// Appends `cmd`, merging it into the previous command when both prompt
+/// the same object (a box must come before the object's clicks, as in SAM 2).
+fn merge_push(commands: &mut Vec<Command>, cmd: Command) -> Result<(), String> {
+    if let (
+        Some(Command::Prompt {
+            id: prev_id,
+            clicks: prev_clicks,
+            bbox: prev_box,
+            ..
+        }),
+        Command::Prompt {
+            id, clicks, bbox, ..
+        },
+    ) = (commands.last_mut(), &cmd)
+        && prev_id == id
+    {
+        if bbox.is_some() {
+            if prev_box.is_some() {
+                return Err(format!("object {id} has two boxes on one frame"));
+            }
+            if !prev_clicks.is_empty() {
+                return Err(format!(
+                    "the box of object {id} must come before its points"
+                ));
+            }
+            *prev_box = *bbox;
+        }
+        prev_clicks.extend_from_slice(clicks);
+        return Ok(());
+    }
+    commands.push(cmd);
+    Ok(())
+}
+
+// ------------------------------------------------------------- prompt files
+
+/// When a prompt-file line applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum When {
+    /// The n-th frame (0-based) the element has received since it started.
+    Frame(u64),
+    /// The first frame whose stream time is at or after this.
+    Time(gst::ClockTime),
+}
+
+/// One line of a prompt file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledPrompt {
+    pub when: When,
+    pub commands: Vec<Command>,
+}
+
+fn parse_when(text: &str) -> Option<When> {
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(When::Frame(n));
+    }
+    let secs = if let Some(s) = text.strip_suffix('s') {
+        s.parse::<f64>().ok()?
+    } else if text.contains(':') {
+        // [HH:]MM:SS(.fff)
+        let parts: Vec<&str> = text.split(':').collect();
+        if parts.len() > 3 {
+            return None;
+        }
+        let mut secs = 0f64;
+        for (i, p) in parts.iter().enumerate() {
+            let v: f64 = p.parse().ok()?;
+            let last = i + 1 == parts.len();
+            if v < 0.0 || (!last && v.fract() != 0.0) || (i > 0 && v >= 60.0) {
+                return None;
+            }
+            secs = secs * 60.0 + v;
+        }
+        secs
+    } else {
+        return None;
+    };
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| When::Time(gst::ClockTime::from_nseconds((secs * 1e9).round() as u64)))
+}
+
+/// Parses a prompt file: one `WHEN PROMPTS` entry per line, where WHEN is
+/// a frame number (`0`, `120`) or a stream time (`2.5s`, `00:01:02.5`), and
+/// PROMPTS uses the prompt grammar. `#` starts a comment; blank lines are
+/// ignored. Entries are returned in file order.
+pub fn parse_prompt_file(text: &str) -> Result<Vec<ScheduledPrompt>, PromptError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let field = format!("line {}", n + 1);
+        let (when, prompts) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| malformed(&field, "expected 'FRAME|TIME PROMPTS'"))?;
+        let when = parse_when(when.trim()).ok_or_else(|| {
+            malformed(
+                &field,
+                format!("'{when}' is not a frame number, 'SECONDSs' or '[HH:]MM:SS.fff'"),
+            )
+        })?;
+        let commands = parse_prompts(prompts).map_err(|err| match err {
+            PromptError::Malformed { field: f, reason } => {
+                malformed(format!("{field}, {f}"), reason)
+            }
+            other => other,
+        })?;
+        out.push(ScheduledPrompt { when, commands });
+    }
+    Ok(out)
+}
+
+/// Reads and parses a prompt file.
+pub fn read_prompt_file(path: &Path) -> Result<Vec<ScheduledPrompt>, PromptError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| malformed("prompt-file", format!("{}: {err}", path.display())))?;
+    parse_prompt_file(&text).map_err(|err| match err {
+        PromptError::Malformed { field, reason } => {
+            malformed(format!("prompt-file {}, {field}", path.display()), reason)
+        }
+        other => other,
+    })
+}
+
+// ------------------------------------------------------------------- events
+
+fn get_id(s: &gst::StructureRef, required: bool) -> Result<u32, PromptError> {
+    const F: &str = "object-id";
+    if !s.has_field(F) {
+        return if required {
+            Err(malformed(F, "missing"))
+        } else {
+            Ok(NEW_OBJECT)
+        };
+    }
+    if let Ok(v) = s.get::<u32>(F) {
+        return Ok(v);
+    }
+    match s.get::<i32>(F) {
+        Ok(v) if v >= 0 => Ok(v as u32),
+        Ok(v) => Err(malformed(F, format!("{v} is negative"))),
+        Err(_) => Err(malformed(
+            F,
+            format!("must be an unsigned integer, not {}", field_type(s, F)),
+        )),
+    }
+}
+
+fn field_type(s: &gst::StructureRef, field: &str) -> String {
+    s.value(field)
+        .map(|v| v.type_().name().to_string())
+        .unwrap_or_else(|_| "missing".into())
+}
+
+fn number_of(value: &glib::Value) -> Option<f64> {
+    if let Ok(v) = value.get::<f64>() {
+        return Some(v);
+    }
+    if let Ok(v) = value.get::<f32>() {
+        return Some(f64::from(v));
+    }
+    if let Ok(v) = value.get::<i32>() {
+        return Some(f64::from(v));
+    }
+    if let Ok(v) = value.get::<u32>() {
+        return Some(f64::from(v));
+    }
+    if let Ok(v) = value.get::<i64>() {
+        return Some(v as f64);
+    }
+    if let Ok(v) = value.get::<u64>() {
+        return Some(v as f64);
+    }
+    None
+}
+
+/// A list of numbers: a `GstValueArray` (`<1, 2>`) or `GstValueList`
+/// (`{1, 2}`) of ints or floats.
+fn get_numbers(s: &gst::StructureRef, field: &str) -> Result<Option<Vec<f64>>, PromptError> {
+    let Ok(value) = s.value(field) else {
+        return Ok(None);
+    };
+    let items: Vec<glib::SendValue> = if let Ok(a) = value.get::<gst::Array>() {
+        a.iter().cloned().collect()
+    } else if let Ok(l) = value.get::<gst::List>() {
+        l.iter().cloned().collect()
+    } else {
+        return Err(malformed(
+            field,
+            format!(
+                "must be an array of numbers like <10, 20>, not {}",
+                value.type_().name()
+            ),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            number_of(v)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| malformed(field, format!("item {i} is not a number")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn get_bool(s: &gst::StructureRef, field: &str) -> Result<bool, PromptError> {
+    if !s.has_field(field) {
+        return Ok(false);
+    }
+    s.get::<bool>(field).map_err(|_| {
+        malformed(
+            field,
+            format!("must be a boolean, not {}", field_type(s, field)),
+        )
+    })
+}
+
+fn get_uint(s: &gst::StructureRef, field: &str) -> Result<usize, PromptError> {
+    if let Ok(v) = s.get::<u32>(field) {
+        return Ok(v as usize);
+    }
+    match s.get::<i32>(field) {
+        Ok(v) if v > 0 => Ok(v as usize),
+        _ if !s.has_field(field) => Err(malformed(field, "missing")),
+        _ => Err(malformed(field, "must be a positive integer")),
+    }
+}
+
+/// Parses a sam2track event structure into commands.
+pub fn parse_structure(s: &gst::StructureRef) -> Result<Vec<Command>, PromptError> {
+    match s.name().as_str() {
+        EVENT_PROMPT => parse_prompt_structure(s),
+        EVENT_MASK => parse_mask_structure(s).map(|c| vec![c]),
+        EVENT_REMOVE => Ok(vec![Command::Remove {
+            id: match get_id(s, true)? {
+                NEW_OBJECT => return Err(malformed("object-id", "must be >= 1")),
+                id => id,
+            },
+        }]),
+        EVENT_RESET => Ok(vec![Command::Reset]),
+        name if name.starts_with(EVENT_PREFIX) => Err(malformed(
+            "name",
+            format!(
+                "unknown event '{name}' (expected {EVENT_PROMPT}, {EVENT_MASK}, \
+                 {EVENT_REMOVE} or {EVENT_RESET})"
+            ),
+        )),
+        _ => Err(PromptError::NotOurs),
+    }
+}
+
+fn parse_prompt_structure(s: &gst::StructureRef) -> Result<Vec<Command>, PromptError> {
+    if s.has_field("prompt") {
+        let text = s
+            .get::<String>("prompt")
+            .map_err(|_| malformed("prompt", "must be a string"))?;
+        for other in ["points", "labels", "box"] {
+            if s.has_field(other) {
+                return Err(malformed(other, "cannot be combined with 'prompt'"));
+            }
+        }
+        let commands = parse_prompts(&text)?;
+        if commands.is_empty() {
+            return Err(malformed("prompt", "holds no prompt"));
+        }
+        return Ok(commands);
+    }
+    let id = get_id(s, false)?;
+    let relative = get_bool(s, "relative")?;
+    let clear = get_bool(s, "clear")?;
+    let coord = |v: f64| {
+        if relative {
+            Coord::rel(v as f32)
+        } else {
+            Coord::px(v as f32)
+        }
+    };
+    let points = get_numbers(s, "points")?.unwrap_or_default();
+    if points.len() % 2 != 0 {
+        return Err(malformed(
+            "points",
+            format!("{} numbers: expected x,y pairs", points.len()),
+        ));
+    }
+    let n = points.len() / 2;
+    let labels = match get_numbers(s, "labels")? {
+        None => vec![1.0; n],
+        Some(l) if l.len() == n => l,
+        Some(l) => {
+            return Err(malformed(
+                "labels",
+                format!("{} labels for {n} points", l.len()),
+            ));
+        }
+    };
+    let clicks = points
+        .chunks_exact(2)
+        .zip(&labels)
+        .map(|(p, l)| match *l as i64 {
+            0 | 1 if l.fract() == 0.0 => Ok(Click {
+                x: coord(p[0]),
+                y: coord(p[1]),
+                positive: *l == 1.0,
+            }),
+            _ => Err(malformed(
+                "labels",
+                format!("{l} is not 1 (positive) or 0 (negative)"),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bbox = match get_numbers(s, "box")? {
+        None => None,
+        Some(b) if b.len() == 4 => Some([coord(b[0]), coord(b[1]), coord(b[2]), coord(b[3])]),
+        Some(b) => {
+            return Err(malformed(
+                "box",
+                format!("{} numbers, expected x0,y0,x1,y1", b.len()),
+            ));
+        }
+    };
+    if clicks.is_empty() && bbox.is_none() {
+        return Err(malformed(
+            "points",
+            "a sam2-prompt needs 'points', 'box' or 'prompt'",
+        ));
+    }
+    Ok(vec![Command::Prompt {
+        id,
+        clicks,
+        bbox,
+        clear,
+    }])
+}
+
+fn parse_mask_structure(s: &gst::StructureRef) -> Result<Command, PromptError> {
+    let id = get_id(s, false)?;
+    let width = get_uint(s, "width")?;
+    let height = get_uint(s, "height")?;
+    let buffer = s.get::<gst::Buffer>("mask").map_err(|_| {
+        malformed(
+            "mask",
+            format!(
+                "must be a GstBuffer of width*height GRAY8 bytes, not {}",
+                field_type(s, "mask")
+            ),
+        )
+    })?;
+    let map = buffer
+        .map_readable()
+        .map_err(|_| malformed("mask", "buffer cannot be read"))?;
+    let need = width * height;
+    if map.len() < need {
+        return Err(malformed(
+            "mask",
+            format!("{} bytes, {width}x{height} needs {need}", map.len()),
+        ));
+    }
+    Ok(Command::Mask {
+        id,
+        mask: MaskPrompt {
+            width,
+            height,
+            data: map[..need].to_vec(),
+        },
+    })
+}
+
+/// Builds a `sam2-prompt` structure: clicks (`points` x,y pairs with
+/// `labels` 1/0) and/or a box for `object_id` (0: a new object). For apps
+/// written in Rust; C and Python apps build the same structure themselves.
+pub fn prompt_structure(
+    object_id: u32,
+    points: &[(f32, f32, bool)],
+    bbox: Option<[f32; 4]>,
+) -> gst::Structure {
+    let mut b = gst::Structure::builder(EVENT_PROMPT).field("object-id", object_id);
+    if !points.is_empty() {
+        b = b
+            .field(
+                "points",
+                gst::Array::new(points.iter().flat_map(|(x, y, _)| [*x, *y])),
+            )
+            .field(
+                "labels",
+                gst::Array::new(points.iter().map(|(_, _, p)| i32::from(*p))),
+            );
+    }
+    if let Some(bb) = bbox {
+        b = b.field("box", gst::Array::new(bb));
+    }
+    b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init() {
+        let _ = gst::init();
+    }
+
+    #[test]
+    fn grammar() {
+        let c = parse_prompts(" 1:point=320,240; 2:box=10,10,200,180 ;1:neg=40,60;;").unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c[0],
+            Command::Prompt {
+                id: 1,
+                clicks: vec![Click {
+                    x: Coord::px(320.0),
+                    y: Coord::px(240.0),
+                    positive: true
+                }],
+                bbox: None,
+                clear: false
+            }
+        );
+        match &c[1] {
+            Command::Prompt { id: 2, bbox, .. } => {
+                assert_eq!(bbox.unwrap()[2], Coord::px(200.0))
+            }
+            other => panic!("{other:?}"),
+        }
+        match &c[2] {
+            Command::Prompt { id: 1, clicks, .. } => assert!(!clicks[0].positive),
+            other => panic!("{other:?}"),
+        }
+        // consecutive entries of one object merge; percentages are relative
+        let c = parse_prompts("3:box=10%,20%,50%,60%;3:pos=25%,30%;3:neg=1,2;reset;4:remove")
+            .unwrap();
+        assert_eq!(c.len(), 3);
+        match &c[0] {
+            Command::Prompt { clicks, bbox, .. } => {
+                assert_eq!(clicks.len(), 2);
+                let b = bbox.unwrap();
+                assert!(b[0].relative && (b[0].value - 0.1).abs() < 1e-6);
+                assert!((b[0].resolve(200) - 20.0).abs() < 1e-4);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c[1], Command::Reset);
+        assert_eq!(c[2], Command::Remove { id: 4 });
+    }
+
+    #[test]
+    fn grammar_errors_name_the_entry() {
+        for (text, needle) in [
+            ("1:point=1", "2 numbers"),
+            ("1:point=a,b", "not a number"),
+            ("x:point=1,2", "object id"),
+            ("0:point=1,2", "object id"),
+            ("1:circle=1,2", "unknown kind"),
+            ("1:point", "needs '='"),
+            ("1:point=1,2;1:box=0,0,5,5", "before its points"),
+            ("1point=1,2", "expected ID:KIND"),
+        ] {
+            match parse_prompts(text) {
+                Err(PromptError::Malformed { field, reason }) => {
+                    assert!(field.starts_with("prompt entry"), "{field}");
+                    assert!(reason.contains(needle), "{text}: {reason}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn prompt_files() {
+        let f = parse_prompt_file(
+            "# annotation\n0 1:point=10,20\n\n2.5s 2:box=1,1,9,9 # car\n00:01:02.5 1:neg=3,4\n",
+        )
+        .unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].when, When::Frame(0));
+        assert_eq!(f[1].when, When::Time(gst::ClockTime::from_mseconds(2500)));
+        assert_eq!(f[2].when, When::Time(gst::ClockTime::from_mseconds(62_500)));
+        match parse_prompt_file("0 1:point=1,2\nsoon 1:point=1,2\n") {
+            Err(PromptError::Malformed { field, .. }) => assert_eq!(field, "line 2"),
+            other => panic!("{other:?}"),
+        }
+        match parse_prompt_file("3 1:point=1\n") {
+            Err(PromptError::Malformed { field, .. }) => assert!(field.starts_with("line 1, ")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn structures() {
+        init();
+        let s = prompt_structure(5, &[(1.0, 2.0, true), (3.0, 4.0, false)], Some([0.0, 0.0, 9.0, 9.0]));
+        let c = parse_structure(&s).unwrap();
+        match &c[0] {
+            Command::Prompt {
+                id: 5,
+                clicks,
+                bbox: Some(_),
+                clear: false,
+            } => {
+                assert_eq!(clicks.len(), 2);
+                assert!(clicks[0].positive && !clicks[1].positive);
+            }
+            other => panic!("{other:?}"),
+        }
+        // the gst-launch / Python spelling
+        let s: gst::Structure = "sam2-prompt, points=(int)<10, 20>, relative=false"
+            .parse()
+            .unwrap();
+        assert_eq!(parse_structure(&s).unwrap()[0].id(), Some(NEW_OBJECT));
+        let s: gst::Structure = "sam2-prompt, prompt=\"1:point=5,5\"".parse().unwrap();
+        assert_eq!(parse_structure(&s).unwrap().len(), 1);
+
+        let not_ours: gst::Structure = "GstNavigation, event=mouse-move".parse().unwrap();
+        assert_eq!(parse_structure(&not_ours), Err(PromptError::NotOurs));
+
+        for (text, field) in [
+            ("sam2-prompt, points=(int)<10>", "points"),
+            ("sam2-prompt, points=(string)ten", "points"),
+            ("sam2-prompt, points=<1,2>, labels=<1,0>", "labels"),
+            ("sam2-prompt, points=<1,2>, labels=<7>", "labels"),
+            ("sam2-prompt, object-id=(string)one, points=<1,2>", "object-id"),
+            ("sam2-prompt, object-id=-3, points=<1,2>", "object-id"),
+            ("sam2-prompt, box=<1,2,3>", "box"),
+            ("sam2-prompt", "points"),
+            ("sam2-prompt, prompt=\"1:blob=1\"", "prompt entry 1 ('1:blob=1')"),
+            ("sam2-remove", "object-id"),
+            ("sam2-mask, width=4, height=4", "mask"),
+            ("sam2-mask, height=4", "width"),
+            ("sam2-frobnicate", "name"),
+        ] {
+            let s: gst::Structure = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            match parse_structure(&s) {
+                Err(PromptError::Malformed { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+
+        let mask = gst::Buffer::from_slice(vec![0u8, 255, 255, 0]);
+        let s = gst::Structure::builder(EVENT_MASK)
+            .field("object-id", 2u32)
+            .field("mask", mask)
+            .field("width", 2u32)
+            .field("height", 2u32)
+            .build();
+        match &parse_structure(&s).unwrap()[0] {
+            Command::Mask { id: 2, mask } => {
+                assert_eq!(mask.resized(4, 2), vec![0, 0, 1, 1, 1, 1, 0, 0])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The inference thread: it owns the [`Tracker`] and runs one frame at a
+//! time. The streaming thread either waits for a frame's result (sync mode)
+//! or offers frames and never waits (async mode: a frame is taken only
+//! when the thread is free or its one-slot mailbox holds a frame without
+//! prompts, so the lag is bounded by about one inference).
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gst_video::prelude::*;
+
+use crate::engine::ops::Plane;
+use crate::engine::tracker::{self, Frame, PixelFormat, Tracker, TrackerError};
+
+use super::overlay::{self, Layout, Yuv};
+use super::prompt::{Command, NEW_OBJECT};
+
+/// Per-job options read from the element's settings for each frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobOptions {
+    pub mask_threshold: f32,
+    pub non_overlap: bool,
+    /// Testing aid: sleep this long after each inference.
+    pub delay: Duration,
+}
+
+/// A frame to run.
+pub struct Job {
+    /// The element's frame number.
+    pub number: u64,
+    /// A shallow copy of the input buffer (shares its memory).
+    pub buffer: gst::Buffer,
+    pub info: gst_video::VideoInfo,
+    /// Prompts to apply on this frame, in order; new objects already have ids.
+    pub commands: Vec<Command>,
+    pub options: JobOptions,
+}
+
+impl Job {
+    pub fn has_commands(&self) -> bool {
+        !self.commands.is_empty()
+    }
+}
+
+/// One object's result.
+#[derive(Debug, Clone)]
+pub struct ObjectResult {
+    pub id: u32,
+    /// Low-res logits (L×L), to redo masks at another size.
+    pub logits: Plane,
+    pub object_score: f32,
+    pub iou: f32,
+    /// 0/1 at `width`×`height` of the frame it was computed on.
+    pub mask: Vec<u8>,
+}
+
+/// Result of one frame.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub frame_number: u64,
+    pub width: usize,
+    pub height: usize,
+    pub threshold: f32,
+    pub non_overlap: bool,
+    pub objects: Vec<ObjectResult>,
+    /// Time spent in the engine (0 when the frame needed no inference).
+    pub elapsed: Duration,
+    /// Flush epoch the frame belongs to.
+    epoch: u64,
+}
+
+/// Things the worker tells the element about (posted on the bus).
+#[derive(Debug, Clone)]
+pub enum Note {
+    /// A prompt was refused: (what, why).
+    BadPrompt(String, String),
+}
+
+/// Why a synchronous run gave no outcome.
+#[derive(Debug, Clone)]
+pub enum RunError {
+    Flushing,
+    /// Inference failed: the stream cannot go on.
+    Fatal(String),
+}
+
+#[derive(Default)]
+struct Inner {
+    pending: Option<Job>,
+    busy: bool,
+    latest: Option<Arc<Outcome>>,
+    fatal: Option<String>,
+    quit: bool,
+    flushing: bool,
+    epoch: u64,
+    /// Drop the tracker's objects and memory before the next job.
+    reset: bool,
+    has_objects: bool,
+    object_ids: Vec<u32>,
+}
+
+type Shared = Arc<(Mutex<Inner>, Condvar)>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
+    shared.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub struct Worker {
+    shared: Shared,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the inference thread with `tracker`; `notify` is called on it.
+    pub fn spawn(
+        tracker: Tracker,
+        notify: Box<dyn Fn(Note) + Send>,
+    ) -> std::io::Result<Worker> {
+        let shared: Shared = Arc::default();
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sam2track-infer".into())
+            .spawn(move || run(s, tracker, notify))?;
+        Ok(Worker {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `job` and waits for its outcome.
+    pub fn run_sync(&self, job: Job) -> Result<Arc<Outcome>, RunError> {
+        let number = job.number;
+        let mut inner = lock(&self.shared);
+        loop {
+            if let Some(err) = &inner.fatal {
+                return Err(RunError::Fatal(err.clone()));
+            }
+            if inner.flushing {
+                return Err(RunError::Flushing);
+            }
+            if inner.pending.is_none() && !inner.busy {
+                break;
+            }
+            inner = self.shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+        }
+        let epoch = inner.epoch;
+        inner.pending = Some(job);
+        self.shared.1.notify_all();
+        loop {
+            if let Some(err) = &inner.fatal {
+                return Err(RunError::Fatal(err.clone()));
+            }
+            if inner.flushing || inner.epoch != epoch {
+                return Err(RunError::Flushing);
+            }
+            if let Some(out) = &inner.latest
+                && out.frame_number == number
+                && out.epoch == epoch
+                && !inner.busy
+            {
+                return Ok(out.clone());
+            }
+            inner = self.shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Offers `job` without waiting. Taken when the thread is idle or the
+    /// waiting job carries no prompts (it is replaced); otherwise the job is
+    /// given back so its prompts can go with a later frame.
+    pub fn offer(&self, job: Job) -> Result<(), Job> {
+        let mut inner = lock(&self.shared);
+        if inner.flushing || inner.fatal.is_some() {
+            return Err(job);
+        }
+        match &inner.pending {
+            Some(waiting) if waiting.has_commands() => return Err(job),
+            _ => {}
+        }
+        inner.pending = Some(job);
+        self.shared.1.notify_all();
+        Ok(())
+    }
+
+    /// The most recent outcome of the current flush epoch.
+    pub fn latest(&self) -> Option<Arc<Outcome>> {
+        let inner = lock(&self.shared);
+        inner
+            .latest
+            .clone()
+            .filter(|o| o.epoch == inner.epoch)
+    }
+
+    /// Whether the tracker had objects after the last job.
+    pub fn has_objects(&self) -> bool {
+        lock(&self.shared).has_objects
+    }
+
+    /// Whether a job is running or waiting.
+    pub fn is_busy(&self) -> bool {
+        let inner = lock(&self.shared);
+        inner.busy || inner.pending.is_some()
+    }
+
+    pub fn fatal(&self) -> Option<String> {
+        lock(&self.shared).fatal.clone()
+    }
+
+    /// Unblocks waiters and refuses work until [`Worker::flush_stop`].
+    pub fn flush_start(&self) {
+        let mut inner = lock(&self.shared);
+        inner.flushing = true;
+        inner.pending = None;
+        self.shared.1.notify_all();
+    }
+
+    /// Accepts work again; outcomes of earlier frames are forgotten, and
+    /// with `reset` the tracker drops all objects and memory.
+    pub fn flush_stop(&self, reset: bool) {
+        let mut inner = lock(&self.shared);
+        inner.flushing = false;
+        inner.pending = None;
+        inner.epoch += 1;
+        if reset {
+            inner.reset = true;
+            inner.has_objects = false;
+            inner.object_ids.clear();
+        }
+        self.shared.1.notify_all();
+    }
+
+    /// Waits until no job is running or waiting (e.g. at EOS).
+    pub fn drain(&self) {
+        let mut inner = lock(&self.shared);
+        while (inner.busy || inner.pending.is_some()) && !inner.quit && inner.fatal.is_none() {
+            inner = self.shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        {
+            let mut inner = lock(&self.shared);
+            inner.quit = true;
+            inner.pending = None;
+            self.shared.1.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: Shared, mut tracker: Tracker, notify: Box<dyn Fn(Note) + Send>) {
+    let mut previous: Option<Arc<Outcome>> = None;
+    loop {
+        let (job, epoch, reset) = {
+            let mut inner = lock(&shared);
+            loop {
+                if inner.quit {
+                    return;
+                }
+                if let Some(job) = inner.pending.take() {
+                    inner.busy = true;
+                    let reset = std::mem::take(&mut inner.reset);
+                    break (job, inner.epoch, reset);
+                }
+                inner = shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        if reset {
+            tracker.reset();
+            previous = None;
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process(&mut tracker, job, previous.as_deref(), &*notify)
+        }));
+        let mut inner = lock(&shared);
+        inner.busy = false;
+        match result {
+            Ok(Ok(mut outcome)) => {
+                outcome.epoch = epoch;
+                let outcome = Arc::new(outcome);
+                inner.has_objects = !tracker.object_ids().is_empty();
+                inner.object_ids = tracker.object_ids();
+                previous = Some(outcome.clone());
+                inner.latest = Some(outcome);
+            }
+            Ok(Err(err)) => inner.fatal = Some(err),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                inner.fatal = Some(format!("the inference thread panicked: {what}"));
+            }
+        }
+        shared.1.notify_all();
+    }
+}
+
+/// Packed layout of the element's RGB formats.
+pub fn packed_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as F;
+    Some(match format {
+        F::Rgb => PixelFormat::Rgb,
+        F::Bgr => PixelFormat::Bgr,
+        F::Rgba => PixelFormat::Rgba,
+        F::Bgra => PixelFormat::Bgra,
+        F::Rgbx => PixelFormat::Rgbx,
+        F::Bgrx => PixelFormat::Bgrx,
+        _ => return None,
+    })
+}
+
+/// The YUV matrix of `info` (BT.709 when signalled, else BT.601).
+pub fn yuv_of(info: &gst_video::VideoInfo) -> Yuv {
+    let c = info.colorimetry();
+    let mut m = if c.matrix() == gst_video::VideoColorMatrix::Bt709 {
+        Yuv::BT709
+    } else {
+        Yuv::BT601
+    };
+    m.full_range = c.range() == gst_video::VideoColorRange::Range0_255;
+    m
+}
+
+/// Runs the engine on `job`'s frame. `Err`: fatal (inference failed).
+fn process(
+    tracker: &mut Tracker,
+    job: Job,
+    previous: Option<&Outcome>,
+    notify: &dyn Fn(Note),
+) -> Result<Outcome, String> {
+    let Job {
+        number,
+        buffer,
+        info,
+        commands,
+        options,
+    } = job;
+    let (width, height) = (info.width() as usize, info.height() as usize);
+    tracker.set_mask_threshold(options.mask_threshold);
+    let mut empty = Outcome {
+        frame_number: number,
+        width,
+        height,
+        threshold: options.mask_threshold,
+        non_overlap: options.non_overlap,
+        objects: Vec::new(),
+        elapsed: Duration::ZERO,
+        epoch: 0,
+    };
+    // Commands that need no frame first: reset, removals.
+    let mut frame_commands = Vec::new();
+    for cmd in commands {
+        match cmd {
+            Command::Reset => {
+                tracker.reset();
+                frame_commands.clear();
+            }
+            Command::Remove { id } => {
+                frame_commands.retain(|c: &Command| c.id() != Some(id));
+                if let Err(err) = tracker.remove_object(id) {
+                    notify(Note::BadPrompt(format!("remove object {id}"), err.to_string()));
+                }
+            }
+            Command::RemoveAt { x, y } => {
+                let hit = previous.and_then(|p| {
+                    let px = (x.resolve(width) * p.width as f32 / width as f32) as usize;
+                    let py = (y.resolve(height) * p.height as f32 / height as f32) as usize;
+                    (px < p.width && py < p.height).then(|| {
+                        p.objects
+                            .iter()
+                            .rev()
+                            .find(|o| o.mask[py * p.width + px] != 0)
+                            .map(|o| o.id)
+                    })?
+                });
+                match hit {
+                    Some(id) => {
+                        let _ = tracker.remove_object(id);
+                    }
+                    None => notify(Note::BadPrompt(
+                        format!("remove object at ({x}, {y})"),
+                        "no object there".into(),
+                    )),
+                }
+            }
+            other => frame_commands.push(other),
+        }
+    }
+    if frame_commands.is_empty() && tracker.object_ids().is_empty() {
+        return Ok(empty);
+    }
+
+    let start = Instant::now();
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
+        .map_err(|err| format!("cannot read frame {number}: {err}"))?;
+    let rgb;
+    let engine_frame = match packed_format(info.format()) {
+        Some(format) => Frame {
+            data: frame.plane_data(0).map_err(|e| e.to_string())?,
+            width,
+            height,
+            stride: frame.plane_stride()[0] as usize,
+            format,
+        },
+        None => {
+            let layout = match info.format() {
+                gst_video::VideoFormat::Nv12 => Layout::Nv12,
+                gst_video::VideoFormat::I420 => Layout::I420,
+                other => return Err(format!("unsupported format {other:?}")),
+            };
+            let planes: Vec<&[u8]> = (0..frame.n_planes())
+                .map(|p| frame.plane_data(p).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?;
+            let strides: Vec<usize> = frame.plane_stride().iter().map(|s| *s as usize).collect();
+            rgb = overlay::yuv_to_rgb(layout, yuv_of(&info), width, height, &planes, &strides);
+            Frame {
+                data: &rgb,
+                width,
+                height,
+                stride: width * 3,
+                format: PixelFormat::Rgb,
+            }
+        }
+    };
+    tracker
+        .begin_frame(&engine_frame)
+        .map_err(|err| format!("frame {number}: {err}"))?;
+    drop(frame);
+    drop(buffer);
+
+    for cmd in frame_commands {
+        let what = format!("{cmd:?}");
+        let result = match cmd {
+            Command::Prompt {
+                id,
+                clicks,
+                bbox,
+                clear,
+            } => {
+                debug_assert_ne!(id, NEW_OBJECT);
+                let points: Vec<[f32; 2]> = clicks
+                    .iter()
+                    .map(|c| [c.x.resolve(width), c.y.resolve(height)])
+                    .collect();
+                let labels: Vec<i32> = clicks
+                    .iter()
+                    .map(|c| {
+                        if c.positive {
+                            tracker::LABEL_POSITIVE
+                        } else {
+                            tracker::LABEL_NEGATIVE
+                        }
+                    })
+                    .collect();
+                match bbox {
+                    Some(b) => tracker.add_box(
+                        id,
+                        [
+                            b[0].resolve(width),
+                            b[1].resolve(height),
+                            b[2].resolve(width),
+                            b[3].resolve(height),
+                        ],
+                        &points,
+                        &labels,
+                    ),
+                    None => tracker.add_points(id, &points, &labels, clear),
+                }
+            }
+            Command::Mask { id, mask } => tracker.add_mask(id, &mask.resized(width, height)),
+            _ => unreachable!("handled above"),
+        };
+        match result {
+            Ok(_) => {}
+            Err(TrackerError::Stage(err)) => return Err(format!("frame {number}: {err}")),
+            Err(err) => notify(Note::BadPrompt(what, err.to_string())),
+        }
+    }
+    let outputs = tracker
+        .track()
+        .map_err(|err| format!("frame {number}: {err}"))?;
+    let logits: Vec<&Plane> = outputs.iter().map(|o| &o.logits).collect();
+    let masks = tracker::masks_from_logits(
+        &logits,
+        width,
+        height,
+        options.mask_threshold,
+        options.non_overlap,
+    );
+    empty.objects = outputs
+        .into_iter()
+        .zip(masks)
+        .map(|(o, mask)| ObjectResult {
+            id: o.id,
+            mask,
+            logits: o.logits,
+            object_score: o.object_score,
+            iou: o.iou,
+        })
+        .collect();
+    empty.elapsed = start.elapsed();
+    if !options.delay.is_zero() {
+        std::thread::sleep(options.delay);
+    }
+    Ok(empty)
+}
