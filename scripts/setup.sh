@@ -43,6 +43,8 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-bad gstreamer1.0-libav
     build-essential pkg-config python3 python3-pip python3-venv
     meson ninja-build curl ca-certificates
+    # the Python example and its test (PyGObject; GstValueArray needs python3-gst-1.0)
+    python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
 )
 
 WITH_EXPORT_TOOLS=0

@@ -6,7 +6,9 @@
 #   1. cargo test --workspace (unit + integration tests, debug build); extra
 #      arguments are passed on to cargo test, e.g. scripts/test.sh -- --nocapture
 #   2. gst-inspect-1.0 must find the sam2track element in the debug build
-#      (target/debug/libgstsam2.so).
+#      (target/debug/libgstsam2.so);
+#   3. the examples (Rust and Python) run on the micro model and check that
+#      the metadata follows the prompts they send.
 #
 # Needs scripts/setup.sh to have been run once (GStreamer, Rust, ONNX Runtime).
 
@@ -42,3 +44,11 @@ if ! inspect_out="$(GST_PLUGIN_PATH="$plugin_dir" gst-inspect-1.0 sam2track 2>&1
 fi
 printf '%s\n' "$inspect_out" | grep -E '^  (Long-name|Klass|Description)|^  (Name|Version|License) ' || true
 log "gst-inspect-1.0 sam2track: OK"
+
+# The examples drive the element by events and read its metadata; each exits
+# non-zero when the metadata does not follow its prompts.
+log "example track_events (Rust)"
+cargo run --quiet -p gst-plugin-sam2 --example track_events -- tests/fixtures/micro | tail -n 2
+# Debian's python3 (python3-gi, python3-gst-1.0 come from apt, see setup.sh)
+log "example track_events.py (Python, PyGObject)"
+GST_PLUGIN_PATH="$plugin_dir" /usr/bin/python3 examples/track_events.py tests/fixtures/micro | tail -n 2

@@ -127,9 +127,21 @@ fn object(buffer: &gst::Buffer, id: u32) -> ObjectInfo {
 }
 
 fn iou(a: &[u8], b: &[u8]) -> f64 {
-    let inter = a.iter().zip(b).filter(|(x, y)| **x != 0 && **y != 0).count();
-    let union = a.iter().zip(b).filter(|(x, y)| **x != 0 || **y != 0).count();
-    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
+    let inter = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 && **y != 0)
+        .count();
+    let union = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 || **y != 0)
+        .count();
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
 }
 
 fn plane0(buffer: &gst::Buffer, caps: &gst::Caps) -> (Vec<u8>, usize, usize) {
@@ -144,10 +156,9 @@ fn plane0(buffer: &gst::Buffer, caps: &gst::Caps) -> (Vec<u8>, usize, usize) {
 
 #[test]
 fn prompts_and_prompt_file_match_the_official_predictor() {
-    let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(golden_dir().join("golden.json")).unwrap(),
-    )
-    .unwrap();
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden_dir().join("golden.json")).unwrap())
+            .unwrap();
     let bin = std::fs::read(golden_dir().join("golden.bin")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("prompts.txt");
@@ -161,7 +172,10 @@ fn prompts_and_prompt_file_match_the_official_predictor() {
     .unwrap();
     let (mut h, element) = harness(
         "RGB",
-        &format!("prompt=\"{GOLDEN_PROMPT}\" prompt-file=\"{}\"", file.display()),
+        &format!(
+            "prompt=\"{GOLDEN_PROMPT}\" prompt-file=\"{}\"",
+            file.display()
+        ),
     );
     let bus = bus_of(&element);
     let mut min_iou = 1.0f64;
@@ -183,10 +197,23 @@ fn prompts_and_prompt_file_match_the_official_predictor() {
             let rois: Vec<_> = out
                 .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
                 .filter(|r| r.id() == o.id as i32)
-                .map(|r| (r.rect(), r.roi_type().to_string(), r.param("sam2").map(|p| p.get::<u32>("object-id").unwrap())))
+                .map(|r| {
+                    (
+                        r.rect(),
+                        r.roi_type().to_string(),
+                        r.param("sam2").map(|p| p.get::<u32>("object-id").unwrap()),
+                    )
+                })
                 .collect();
             if o.bbox[2] > 0 {
-                assert_eq!(rois, vec![((o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3]), "sam2".into(), Some(o.id))]);
+                assert_eq!(
+                    rois,
+                    vec![(
+                        (o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3]),
+                        "sam2".into(),
+                        Some(o.id)
+                    )]
+                );
             } else {
                 assert!(rois.is_empty());
             }
@@ -198,7 +225,9 @@ fn prompts_and_prompt_file_match_the_official_predictor() {
             for go in g["objects"].as_array().unwrap() {
                 let id = go["obj_id"].as_u64().unwrap() as u32;
                 let mo = go["mask_offset"].as_u64().unwrap() as usize;
-                let want: Vec<u8> = (0..W * H).map(|i| (bin[mo + i / 8] >> (7 - i % 8)) & 1).collect();
+                let want: Vec<u8> = (0..W * H)
+                    .map(|i| (bin[mo + i / 8] >> (7 - i % 8)) & 1)
+                    .collect();
                 let o = object(&out, id);
                 let got = o.mask_bits().expect("mask");
                 min_iou = min_iou.min(iou(&got, &want));
@@ -230,7 +259,10 @@ fn every_format_gets_metadata_and_overlay() {
     for format in FORMATS {
         let (meta_only, caps) = run_format(format, "output=meta");
         let (drawn, caps2) = run_format(format, "output=overlay overlay-alpha=0.6 contour-width=1");
-        assert_eq!(caps.structure(0).unwrap().get::<&str>("format").unwrap(), format);
+        assert_eq!(
+            caps.structure(0).unwrap().get::<&str>("format").unwrap(),
+            format
+        );
         assert_eq!(caps, caps2);
         for t in 0..3 {
             // metadata in every format, close to the RGB run's
@@ -239,11 +271,20 @@ fn every_format_gets_metadata_and_overlay() {
             for o in &objects {
                 let r = object(&reference[t], o.id);
                 let i = iou(&o.mask_bits().unwrap(), &r.mask_bits().unwrap());
-                assert!(i >= 0.9, "{format} frame {t} object {}: IoU {i} vs RGB", o.id);
+                assert!(
+                    i >= 0.9,
+                    "{format} frame {t} object {}: IoU {i} vs RGB",
+                    o.id
+                );
             }
             // overlay-only output carries no metadata
             assert!(meta::frame(&drawn[t]).is_none() && meta::objects(&drawn[t]).is_empty());
-            assert_eq!(drawn[t].iter_meta::<gst_video::VideoRegionOfInterestMeta>().count(), 0);
+            assert_eq!(
+                drawn[t]
+                    .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+                    .count(),
+                0
+            );
             // the overlay changes the object pixels only (plane 0: packed or luma)
             let (a, stride, bpp) = plane0(&meta_only[t], &caps);
             let (b, _, _) = plane0(&drawn[t], &caps);
@@ -259,7 +300,10 @@ fn every_format_gets_metadata_and_overlay() {
                     let p = y * stride + x * bpp;
                     let same = a[p..p + bpp] == b[p..p + bpp];
                     if union[y * W + x] == 0 {
-                        assert!(same, "{format} frame {t}: background pixel ({x}, {y}) changed");
+                        assert!(
+                            same,
+                            "{format} frame {t}: background pixel ({x}, {y}) changed"
+                        );
                     } else {
                         inside += 1;
                         changed_inside += usize::from(!same);
@@ -278,7 +322,8 @@ fn every_format_gets_metadata_and_overlay() {
 #[test]
 fn background_modes() {
     let (plain, caps) = run_format("RGBA", "output=both overlay-alpha=0 contour-width=0");
-    let check = |props: &str, f: &dyn Fn(&[u8], &[u8], bool)| {
+    type PixelCheck<'a> = &'a dyn Fn(&[u8], &[u8], bool);
+    let check = |props: &str, f: PixelCheck| {
         let (out, _) = run_format("RGBA", &format!("overlay-alpha=0 contour-width=0 {props}"));
         for t in 0..3 {
             let (a, stride, _) = plane0(&plain[t], &caps);
@@ -294,13 +339,16 @@ fn background_modes() {
             }
         }
     };
-    check("background=solid background-color=0x0000ff", &|orig, out, inside| {
-        if inside {
-            assert_eq!(orig, out);
-        } else {
-            assert_eq!(&out[..3], &[0, 0, 255]);
-        }
-    });
+    check(
+        "background=solid background-color=0x0000ff",
+        &|orig, out, inside| {
+            if inside {
+                assert_eq!(orig, out);
+            } else {
+                assert_eq!(&out[..3], &[0, 0, 255]);
+            }
+        },
+    );
     check("background=transparent", &|orig, out, inside| {
         assert_eq!(&orig[..3], &out[..3]);
         assert_eq!(out[3], if inside { 255 } else { 0 });
@@ -313,10 +361,16 @@ fn background_modes() {
             *changed.lock().unwrap() += 1;
         }
     });
-    assert!(*changed.lock().unwrap() > 1000, "blur changes the background");
+    assert!(
+        *changed.lock().unwrap() > 1000,
+        "blur changes the background"
+    );
 
     // transparent needs alpha: a warning, frames go on
-    let (mut h, element) = harness("RGB", &format!("prompt=\"{GOLDEN_PROMPT}\" background=transparent"));
+    let (mut h, element) = harness(
+        "RGB",
+        &format!("prompt=\"{GOLDEN_PROMPT}\" background=transparent"),
+    );
     let bus = bus_of(&element);
     push_pull(&mut h, 0);
     push_pull(&mut h, 1);
@@ -328,14 +382,21 @@ fn background_modes() {
 #[test]
 fn output_modes_and_messages() {
     init();
-    let (mut h, element) = harness("RGB", &format!("prompt=\"{GOLDEN_PROMPT}\" output=meta post-messages=true"));
+    let (mut h, element) = harness(
+        "RGB",
+        &format!("prompt=\"{GOLDEN_PROMPT}\" output=meta post-messages=true"),
+    );
     let bus = bus_of(&element);
     for t in 0..3 {
         let out = push_pull(&mut h, t);
         // metadata only: pixels untouched
         assert_eq!(out.map_readable().unwrap().as_slice(), &frame_rgb(t)[..]);
         assert_eq!(ids(&out), vec![1, 2]);
-        assert_eq!(out.iter_meta::<gst_video::VideoRegionOfInterestMeta>().count() > 0, true);
+        assert!(
+            out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+                .count()
+                > 0
+        );
     }
     let messages: Vec<gst::Structure> =
         std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Element]))
@@ -385,7 +446,11 @@ fn upstream_events_and_action_signals() {
     assert_eq!(id, 2);
     let id: u32 = element.emit_by_name(
         "add-points",
-        &[&0u32, &gst::Array::new([175f32, 76., 178., 92.]), &gst::Array::new([1i32, 1])],
+        &[
+            &0u32,
+            &gst::Array::new([175f32, 76., 178., 92.]),
+            &gst::Array::new([1i32, 1]),
+        ],
     );
     assert_eq!(id, 3);
     let (mask, mw, mh) = mask_prompt();
@@ -423,23 +488,35 @@ fn serialized_downstream_events_are_frame_accurate() {
     h.push(frame_buffer(2)).unwrap();
     let first = h.pull().unwrap();
     let second = h.pull().unwrap();
-    assert!(ids(&first).is_empty(), "the frame before the event has no prompt");
-    assert_eq!(ids(&second), vec![7], "the frame after the event is prompted");
+    assert!(
+        ids(&first).is_empty(),
+        "the frame before the event has no prompt"
+    );
+    assert_eq!(
+        ids(&second),
+        vec![7],
+        "the frame after the event is prompted"
+    );
     assert_eq!(object(&second, 7).frame_number, 2);
     // a relative-coordinate point through the gst-launch spelling
-    let s: gst::Structure = "sam2-prompt, object-id=(uint)8, points=<(float)0.42, (float)0.42>, relative=true"
-        .parse()
-        .unwrap();
+    let s: gst::Structure =
+        "sam2-prompt, object-id=(uint)8, points=<(float)0.42, (float)0.42>, relative=true"
+            .parse()
+            .unwrap();
     assert!(h.push_event(gst::event::CustomDownstream::new(s)));
     assert_eq!(ids(&push_pull(&mut h, 3)), vec![7, 8]);
     // removal and reset events
     let s: gst::Structure = "sam2-remove, object-id=(uint)7".parse().unwrap();
     assert!(h.push_event(gst::event::CustomDownstream::new(s)));
     assert_eq!(ids(&push_pull(&mut h, 4)), vec![8]);
-    assert!(h.push_event(gst::event::CustomDownstream::new(gst::Structure::new_empty("sam2-reset"))));
+    assert!(h.push_event(gst::event::CustomDownstream::new(
+        gst::Structure::new_empty("sam2-reset")
+    )));
     assert!(ids(&push_pull(&mut h, 5)).is_empty());
     // other custom events go on downstream
-    assert!(h.push_event(gst::event::CustomDownstream::new(gst::Structure::new_empty("app-marker"))));
+    assert!(h.push_event(gst::event::CustomDownstream::new(
+        gst::Structure::new_empty("app-marker")
+    )));
     let mut saw = false;
     while let Some(ev) = h.try_pull_event() {
         saw |= ev.structure().is_some_and(|s| s.name() == "app-marker");
@@ -467,11 +544,18 @@ fn navigation_clicks() {
     let (mut h, element) = harness("RGB", "");
     let bus = bus_of(&element);
     push_pull(&mut h, 0);
-    assert!(h.push_upstream_event(click(1, 80.0, 45.0, false)), "left click used");
+    assert!(
+        h.push_upstream_event(click(1, 80.0, 45.0, false)),
+        "left click used"
+    );
     let out = push_pull(&mut h, 1);
     assert_eq!(ids(&out), vec![1]);
     assert!(h.push_upstream_event(click(1, 120.0, 70.0, false)));
-    assert_eq!(ids(&push_pull(&mut h, 2)), vec![1, 2], "a second click: a new object");
+    assert_eq!(
+        ids(&push_pull(&mut h, 2)),
+        vec![1, 2],
+        "a second click: a new object"
+    );
     // shift-click refines the last clicked object; a selected object takes clicks
     assert!(h.push_upstream_event(click(1, 60.0, 92.0, true)));
     element.set_property("selected-object", 1u32);
@@ -520,18 +604,29 @@ fn malformed_prompts_warn_and_the_stream_goes_on() {
         let s: gst::Structure = text.parse().unwrap();
         s
     };
-    assert!(!h.push_upstream_event(gst::event::CustomUpstream::new(bad("sam2-prompt, points=<1, 2, 3>"))));
+    assert!(!h.push_upstream_event(gst::event::CustomUpstream::new(bad(
+        "sam2-prompt, points=<1, 2, 3>"
+    ))));
     expect("field 'points'", &mut all, &bus);
-    assert!(!h.push_event(gst::event::CustomDownstream::new(bad("sam2-prompt, points=<1, 2>, labels=<5>"))));
+    assert!(!h.push_event(gst::event::CustomDownstream::new(bad(
+        "sam2-prompt, points=<1, 2>, labels=<5>"
+    ))));
     expect("field 'labels'", &mut all, &bus);
-    assert!(!h.push_event(gst::event::CustomDownstream::new(bad("sam2-prompt, object-id=(string)x, box=<1,2,3,4>"))));
+    assert!(!h.push_event(gst::event::CustomDownstream::new(bad(
+        "sam2-prompt, object-id=(string)x, box=<1,2,3,4>"
+    ))));
     expect("field 'object-id'", &mut all, &bus);
-    assert!(!h.push_upstream_event(gst::event::CustomUpstream::new(bad("sam2-promt, points=<1, 2>"))));
+    assert!(!h.push_upstream_event(gst::event::CustomUpstream::new(bad(
+        "sam2-promt, points=<1, 2>"
+    ))));
     expect("unknown event 'sam2-promt'", &mut all, &bus);
     let ok: bool = element.emit_by_name("prompt", &[&"1:pint=3,4"]);
     assert!(!ok);
     expect("unknown kind 'pint'", &mut all, &bus);
-    let id: u32 = element.emit_by_name("add-points", &[&0u32, &gst::Array::new([1f32]), &gst::Array::new([1i32])]);
+    let id: u32 = element.emit_by_name(
+        "add-points",
+        &[&0u32, &gst::Array::new([1f32]), &gst::Array::new([1i32])],
+    );
     assert_eq!(id, 0);
     expect("add-points signal", &mut all, &bus);
     // well-formed but impossible: refused by the engine, warned, stream goes on
@@ -565,17 +660,32 @@ fn malformed_prompt_file_fails_at_start_naming_the_line() {
         .unwrap();
     let bus = bus_of(&element);
     assert!(element.set_state(gst::State::Paused).is_err());
-    let err = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error message");
-    let gst::MessageView::Error(e) = err.view() else { unreachable!() };
+    let err = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = err.view() else {
+        unreachable!()
+    };
     let text = e.error().to_string();
-    assert!(text.contains("prompt-file") && text.contains("line 2"), "{text}");
+    assert!(
+        text.contains("prompt-file") && text.contains("line 2"),
+        "{text}"
+    );
     element.set_state(gst::State::Null).unwrap();
     // a missing file too
     element.set_property("prompt-file", "/nonexistent/prompts.txt");
     assert!(element.set_state(gst::State::Paused).is_err());
-    let err = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error message");
-    let gst::MessageView::Error(e) = err.view() else { unreachable!() };
-    assert!(e.error().to_string().contains("/nonexistent/prompts.txt"), "{}", e.error());
+    let err = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = err.view() else {
+        unreachable!()
+    };
+    assert!(
+        e.error().to_string().contains("/nonexistent/prompts.txt"),
+        "{}",
+        e.error()
+    );
     assert!(e.error().matches(gst::ResourceError::NotFound));
     element.set_state(gst::State::Null).unwrap();
 }
@@ -594,7 +704,10 @@ fn flush_resets_or_keeps_the_objects() {
     let (mut h, element) = harness("RGB", &format!("prompt=\"{GOLDEN_PROMPT}\""));
     assert_eq!(ids(&push_pull(&mut h, 0)), vec![1, 2]);
     flush(&mut h);
-    assert!(ids(&push_pull(&mut h, 1)).is_empty(), "on-flush=reset forgets objects");
+    assert!(
+        ids(&push_pull(&mut h, 1)).is_empty(),
+        "on-flush=reset forgets objects"
+    );
 
     element.set_property_from_str("on-flush", "keep");
     element.set_property("prompt", GOLDEN_PROMPT);
@@ -652,7 +765,11 @@ fn eos_goes_through() {
 
 /// `appsrc` is awkward for real-time; `videotestsrc is-live` at 30 fps, with
 /// each inference slowed to `delay_ms`, into a clock-synchronised appsink.
-fn run_live(mode: &str, delay_ms: u32, frames: usize) -> (Vec<gst::Buffer>, Duration, gst::Pipeline) {
+fn run_live(
+    mode: &str,
+    delay_ms: u32,
+    frames: usize,
+) -> (Vec<gst::Buffer>, Duration, gst::Pipeline) {
     init();
     let pipeline = gst::parse::launch(&format!(
         "videotestsrc is-live=true num-buffers={frames} pattern=ball ! \
@@ -664,7 +781,11 @@ fn run_live(mode: &str, delay_ms: u32, frames: usize) -> (Vec<gst::Buffer>, Dura
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
@@ -674,7 +795,10 @@ fn run_live(mode: &str, delay_ms: u32, frames: usize) -> (Vec<gst::Buffer>, Dura
     let elapsed = start.elapsed();
     let bus = pipeline.bus().unwrap();
     let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
         .expect("EOS");
     assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
     (out, elapsed, pipeline)
@@ -688,9 +812,15 @@ fn live_source_keeps_its_rate_with_a_slow_engine() {
     assert_eq!(out.len(), frames, "every frame goes out");
     // 60 frames at 30 fps take 2 s; waiting on inference would take 6 s
     assert!(elapsed < Duration::from_millis(3800), "took {elapsed:?}");
-    let metas: Vec<_> = out.iter().map(|b| meta::frame(b).expect("frame meta")).collect();
+    let metas: Vec<_> = out
+        .iter()
+        .map(|b| meta::frame(b).expect("frame meta"))
+        .collect();
     let stale = metas.iter().filter(|m| m.stale).count();
-    let fresh = metas.iter().filter(|m| !m.stale && !m.objects.is_empty()).count();
+    let fresh = metas
+        .iter()
+        .filter(|m| !m.stale && !m.objects.is_empty())
+        .count();
     let max_lag = metas
         .iter()
         .filter(|m| !m.objects.is_empty())
@@ -713,7 +843,10 @@ fn live_source_keeps_its_rate_with_a_slow_engine() {
         out.len(),
         distinct.len()
     );
-    assert!(stale > frames / 2, "most frames carry older masks ({stale})");
+    assert!(
+        stale > frames / 2,
+        "most frames carry older masks ({stale})"
+    );
     assert!(distinct.len() >= 5, "inference keeps going: {distinct:?}");
     // no backlog, however slow the machine is: a frame shows the result of
     // the previous inference while the next one runs, so its masks are at
@@ -739,11 +872,17 @@ fn live_source_keeps_its_rate_with_a_slow_engine() {
 #[test]
 fn sync_mode_reports_its_latency() {
     let (out, _, pipeline) = run_live("sync", 40, 12);
-    assert!(out.iter().all(|b| !meta::frame(b).unwrap().stale), "sync: no stale frame");
+    assert!(
+        out.iter().all(|b| !meta::frame(b).unwrap().stale),
+        "sync: no stale frame"
+    );
     let mut q = gst::query::Latency::new();
     assert!(pipeline.query(&mut q));
     let (live, min, _) = q.result();
     assert!(live);
-    assert!(min >= gst::ClockTime::from_mseconds(40), "latency {min} covers the 40 ms inference");
+    assert!(
+        min >= gst::ClockTime::from_mseconds(40),
+        "latency {min} covers the 40 ms inference"
+    );
     pipeline.set_state(gst::State::Null).unwrap();
 }

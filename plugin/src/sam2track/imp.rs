@@ -27,7 +27,7 @@ use crate::engine::{ops, runtime};
 
 use super::meta::{self, FrameInfo, ObjectInfo};
 use super::overlay::{self, Layout, Style};
-use super::prompt::{self, Command, Coord, PromptError, ScheduledPrompt, When, NEW_OBJECT};
+use super::prompt::{self, Command, Coord, NEW_OBJECT, PromptError, ScheduledPrompt, When};
 use super::worker::{self, Job, JobOptions, Note, Outcome, RunError, Worker};
 use super::{BackgroundMode, MaskResolution, Mode, OnFlush, Output, Provider};
 
@@ -473,14 +473,11 @@ impl ObjectImpl for Sam2Track {
                     .default_value(d.blur_radius)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default(
-                    PROP_MASK_RESOLUTION,
-                    d.mask_resolution,
-                )
-                .nick("Mask resolution")
-                .blurb("Resolution of the GRAY8 masks in the metadata")
-                .mutable_playing()
-                .build(),
+                glib::ParamSpecEnum::builder_with_default(PROP_MASK_RESOLUTION, d.mask_resolution)
+                    .nick("Mask resolution")
+                    .blurb("Resolution of the GRAY8 masks in the metadata")
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder(PROP_POST_MESSAGES)
                     .nick("Post messages")
                     .blurb("Post a sam2-frame element message with the objects of every frame")
@@ -654,7 +651,8 @@ impl ObjectImpl for Sam2Track {
                         if ok {
                             obj.imp().queue(vec![Command::Remove { id }]);
                         } else {
-                            obj.imp().warn_prompt("remove-object", "object id 0 is not an object");
+                            obj.imp()
+                                .warn_prompt("remove-object", "object id 0 is not an object");
                         }
                         Some(ok.to_value())
                     })
@@ -705,9 +703,7 @@ impl ObjectImpl for Sam2Track {
             PROP_THREADS => s.threads = value.get().expect("type checked upstream"),
             PROP_MASK_THRESHOLD => s.mask_threshold = value.get().expect("type checked upstream"),
             PROP_MEMORY_FRAMES => s.memory_frames = value.get().expect("type checked upstream"),
-            PROP_MAX_COND_FRAMES => {
-                s.max_cond_frames = value.get().expect("type checked upstream")
-            }
+            PROP_MAX_COND_FRAMES => s.max_cond_frames = value.get().expect("type checked upstream"),
             PROP_MAX_OBJECTS => s.max_objects = value.get().expect("type checked upstream"),
             PROP_NON_OVERLAP => s.non_overlap = value.get().expect("type checked upstream"),
             PROP_OUTPUT => s.output = value.get().expect("type checked upstream"),
@@ -733,9 +729,7 @@ impl ObjectImpl for Sam2Track {
                 s.background_color = value.get().expect("type checked upstream")
             }
             PROP_BLUR_RADIUS => s.blur_radius = value.get().expect("type checked upstream"),
-            PROP_MASK_RESOLUTION => {
-                s.mask_resolution = value.get().expect("type checked upstream")
-            }
+            PROP_MASK_RESOLUTION => s.mask_resolution = value.get().expect("type checked upstream"),
             PROP_POST_MESSAGES => s.post_messages = value.get().expect("type checked upstream"),
             PROP_PROMPT => {
                 s.prompt = string_from_value(value);
@@ -743,9 +737,7 @@ impl ObjectImpl for Sam2Track {
                     .store(s.prompt.is_some(), Ordering::SeqCst);
             }
             PROP_PROMPT_FILE => s.prompt_file = string_from_value(value).map(PathBuf::from),
-            PROP_SELECTED_OBJECT => {
-                s.selected_object = value.get().expect("type checked upstream")
-            }
+            PROP_SELECTED_OBJECT => s.selected_object = value.get().expect("type checked upstream"),
             PROP_NAVIGATION => s.navigation = value.get().expect("type checked upstream"),
             PROP_MODE => s.mode = value.get().expect("type checked upstream"),
             PROP_ON_FLUSH => s.on_flush = value.get().expect("type checked upstream"),
@@ -918,8 +910,8 @@ impl BaseTransformImpl for Sam2Track {
                 ["'{}' is set: running on the CPU", PROP_FALLBACK]
             );
         }
-        let tracker = Tracker::new(stages, model.manifest(), settings.tracker_config())
-            .map_err(|err| {
+        let tracker =
+            Tracker::new(stages, model.manifest(), settings.tracker_config()).map_err(|err| {
                 gst::error_msg!(
                     gst::ResourceError::Settings,
                     ("Invalid tracker settings: {}", err)
@@ -1092,10 +1084,10 @@ impl BaseTransformImpl for Sam2Track {
                     }
                 }
             }
-            EventView::Navigation(_) => {
-                if lock(&self.settings).navigation && self.handle_navigation(&event) {
-                    return true;
-                }
+            EventView::Navigation(_)
+                if lock(&self.settings).navigation && self.handle_navigation(&event) =>
+            {
+                return true;
             }
             _ => {}
         }
@@ -1155,7 +1147,8 @@ impl Sam2Track {
                     cmd.set_new_id(id);
                 }
                 Some(id) => {
-                    self.next_id.fetch_max(id.saturating_add(1), Ordering::SeqCst);
+                    self.next_id
+                        .fetch_max(id.saturating_add(1), Ordering::SeqCst);
                 }
                 None => {}
             }
@@ -1218,7 +1211,11 @@ impl Sam2Track {
             return false;
         };
         if !(0.0..w).contains(&x) || !(0.0..h).contains(&y) {
-            gst::debug!(CAT, imp = self, "Click at ({x}, {y}) outside the {w}x{h} frame");
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Click at ({x}, {y}) outside the {w}x{h} frame"
+            );
             return false;
         }
         let (x, y) = (Coord::px(x as f32), Coord::px(y as f32));
@@ -1332,11 +1329,7 @@ impl Sam2Track {
             let number = state.frames;
             state.frames += 1;
 
-            let segment = self
-                .obj()
-                .segment()
-                .downcast::<gst::ClockTime>()
-                .ok();
+            let segment = self.obj().segment().downcast::<gst::ClockTime>().ok();
             let stream_time = segment
                 .as_ref()
                 .and_then(|s| buf.pts().and_then(|pts| s.to_stream_time(pts)));
@@ -1364,14 +1357,20 @@ impl Sam2Track {
                 };
                 if due && !*applied {
                     *applied = true;
-                    gst::debug!(CAT, imp = self, "Prompt file entry {:?} on frame {number}", entry.when);
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Prompt file entry {:?} on frame {number}",
+                        entry.when
+                    );
                     commands.extend(self.assign_ids(entry.commands.clone()));
                 }
             }
             commands.append(&mut state.serialized);
             commands.append(&mut lock(&self.queued));
 
-            let is_async = Self::effective_async(settings.mode, state.upstream_live.unwrap_or(false));
+            let is_async =
+                Self::effective_async(settings.mode, state.upstream_live.unwrap_or(false));
             (state.worker.clone(), info, number, commands, is_async)
         };
 
@@ -1392,12 +1391,12 @@ impl Sam2Track {
                     options: settings.job_options(),
                 };
                 if is_async {
-                    if let Err(job) = worker.offer(job) {
+                    if let Err(commands) = worker.offer(job) {
                         // the mailbox holds a prompted frame: prompts go with a later one
-                        if !job.commands.is_empty() {
+                        if !commands.is_empty() {
                             let mut q = lock(&self.queued);
                             let later = std::mem::take(&mut *q);
-                            *q = job.commands;
+                            *q = commands;
                             q.extend(later);
                         }
                     }
@@ -1552,7 +1551,8 @@ impl Sam2Track {
             }
             match gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info) {
                 Ok(mut vf) => {
-                    let strides: Vec<usize> = vf.plane_stride().iter().map(|s| *s as usize).collect();
+                    let strides: Vec<usize> =
+                        vf.plane_stride().iter().map(|s| *s as usize).collect();
                     let n = vf.n_planes() as usize;
                     let mut planes = vf.planes_data_mut();
                     overlay::draw(
@@ -1590,11 +1590,9 @@ impl Sam2Track {
                     })),
                 )
                 .build();
-            let _ = self.obj().post_message(
-                gst::message::Element::builder(s)
-                    .src(&*self.obj())
-                    .build(),
-            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
         }
     }
 }
@@ -1602,7 +1600,11 @@ impl Sam2Track {
 /// Masks/boxes/metadata masks of `outcome` for a `w`×`h` frame.
 fn render(outcome: Arc<Outcome>, w: usize, h: usize, resolution: MaskResolution) -> Rendered {
     let masks: Vec<Arc<Vec<u8>>> = if (outcome.width, outcome.height) == (w, h) {
-        outcome.objects.iter().map(|o| Arc::new(o.mask.clone())).collect()
+        outcome
+            .objects
+            .iter()
+            .map(|o| Arc::new(o.mask.clone()))
+            .collect()
     } else {
         // caps changed since the outcome: redo the masks at the new size
         let logits: Vec<&ops::Plane> = outcome.objects.iter().map(|o| &o.logits).collect();

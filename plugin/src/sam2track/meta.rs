@@ -121,7 +121,9 @@ impl ObjectInfo {
             score: s
                 .get("score")
                 .map_err(|e| glib::bool_error!("field score: {e}"))?,
-            iou: s.get("iou").map_err(|e| glib::bool_error!("field iou: {e}"))?,
+            iou: s
+                .get("iou")
+                .map_err(|e| glib::bool_error!("field iou: {e}"))?,
             occluded: s
                 .get("occluded")
                 .map_err(|e| glib::bool_error!("field occluded: {e}"))?,
@@ -180,7 +182,12 @@ pub fn attach(buffer: &mut gst::BufferRef, frame: &FrameInfo) {
         s.set("stale", frame.stale);
         s.set(
             "objects",
-            gst::Array::new(frame.objects.iter().map(|o| o.to_structure().to_send_value())),
+            gst::Array::new(
+                frame
+                    .objects
+                    .iter()
+                    .map(|o| o.to_structure().to_send_value()),
+            ),
         );
     }
 }

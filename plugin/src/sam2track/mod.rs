@@ -73,7 +73,10 @@ pub enum Provider {
     #[default]
     #[enum_value(name = "CPU", nick = "cpu")]
     Cpu = 0,
-    #[enum_value(name = "CUDA (needs the cuda feature and onnxruntime-gpu)", nick = "cuda")]
+    #[enum_value(
+        name = "CUDA (needs the cuda feature and onnxruntime-gpu)",
+        nick = "cuda"
+    )]
     Cuda = 1,
     #[enum_value(
         name = "TensorRT (needs the tensorrt feature and onnxruntime-gpu with TensorRT)",
@@ -90,7 +93,10 @@ pub enum Mode {
     #[default]
     #[enum_value(name = "async when upstream is live, sync otherwise", nick = "auto")]
     Auto = 0,
-    #[enum_value(name = "Every frame is inferred; the stream waits for it", nick = "sync")]
+    #[enum_value(
+        name = "Every frame is inferred; the stream waits for it",
+        nick = "sync"
+    )]
     Sync = 1,
     #[enum_value(
         name = "Never wait: frames carry the latest masks, marked stale",

@@ -389,8 +389,7 @@ pub fn draw(
                 _ => {
                     for (pi, comp) in [(1usize, 1usize), (2, 2)] {
                         let stride = strides[pi];
-                        let cb =
-                            blur.then(|| blur_channel(planes[pi], stride, 1, 0, cw, ch, rc));
+                        let cb = blur.then(|| blur_channel(planes[pi], stride, 1, 0, cw, ch, rc));
                         for cy in 0..ch {
                             for cx in 0..cw {
                                 let paint = chroma_paint(cx, cy);
@@ -451,7 +450,10 @@ mod tests {
                 let [y, u, v] = m.from_rgb(c);
                 let back = m.to_rgb(y, u, v);
                 for (a, b) in back.iter().zip(rgb_of(c)) {
-                    assert!((i32::from(*a) - i32::from(b)).abs() <= 3, "{c:06x}: {back:?}");
+                    assert!(
+                        (i32::from(*a) - i32::from(b)).abs() <= 3,
+                        "{c:06x}: {back:?}"
+                    );
                 }
             }
         }
@@ -475,7 +477,10 @@ mod tests {
         let flat = vec![7u8; 12];
         assert_eq!(blur_channel(&flat, 4, 1, 0, 4, 3, 2), vec![7u8; 12]);
         let spike = [0u8, 0, 90, 0, 0];
-        assert_eq!(blur_channel(&spike, 5, 1, 0, 5, 1, 1), vec![0, 30, 30, 30, 0]);
+        assert_eq!(
+            blur_channel(&spike, 5, 1, 0, 5, 1, 1),
+            vec![0, 30, 30, 30, 0]
+        );
     }
 
     #[test]

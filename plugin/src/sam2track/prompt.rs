@@ -167,9 +167,7 @@ impl Command {
     /// Gives a command for [`NEW_OBJECT`] the id `id`.
     pub fn set_new_id(&mut self, new: u32) {
         match self {
-            Command::Prompt { id, .. } | Command::Mask { id, .. } if *id == NEW_OBJECT => {
-                *id = new
-            }
+            Command::Prompt { id, .. } | Command::Mask { id, .. } if *id == NEW_OBJECT => *id = new,
             _ => {}
         }
     }
@@ -244,7 +242,10 @@ pub fn parse_prompts(text: &str) -> Result<Vec<Command>, PromptError> {
             .ok()
             .filter(|id| *id != NEW_OBJECT)
             .ok_or_else(|| {
-                malformed(&field, format!("object id '{}' is not a number >= 1", id.trim()))
+                malformed(
+                    &field,
+                    format!("object id '{}' is not a number >= 1", id.trim()),
+                )
             })?;
         let (kind, values) = match rest.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v)),
@@ -730,8 +731,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // consecutive entries of one object merge; percentages are relative
-        let c = parse_prompts("3:box=10%,20%,50%,60%;3:pos=25%,30%;3:neg=1,2;reset;4:remove")
-            .unwrap();
+        let c =
+            parse_prompts("3:box=10%,20%,50%,60%;3:pos=25%,30%;3:neg=1,2;reset;4:remove").unwrap();
         assert_eq!(c.len(), 3);
         match &c[0] {
             Command::Prompt { clicks, bbox, .. } => {
@@ -791,7 +792,11 @@ mod tests {
     #[test]
     fn structures() {
         init();
-        let s = prompt_structure(5, &[(1.0, 2.0, true), (3.0, 4.0, false)], Some([0.0, 0.0, 9.0, 9.0]));
+        let s = prompt_structure(
+            5,
+            &[(1.0, 2.0, true), (3.0, 4.0, false)],
+            Some([0.0, 0.0, 9.0, 9.0]),
+        );
         let c = parse_structure(&s).unwrap();
         match &c[0] {
             Command::Prompt {
@@ -821,11 +826,17 @@ mod tests {
             ("sam2-prompt, points=(string)ten", "points"),
             ("sam2-prompt, points=<1,2>, labels=<1,0>", "labels"),
             ("sam2-prompt, points=<1,2>, labels=<7>", "labels"),
-            ("sam2-prompt, object-id=(string)one, points=<1,2>", "object-id"),
+            (
+                "sam2-prompt, object-id=(string)one, points=<1,2>",
+                "object-id",
+            ),
             ("sam2-prompt, object-id=-3, points=<1,2>", "object-id"),
             ("sam2-prompt, box=<1,2,3>", "box"),
             ("sam2-prompt", "points"),
-            ("sam2-prompt, prompt=\"1:blob=1\"", "prompt entry 1 ('1:blob=1')"),
+            (
+                "sam2-prompt, prompt=\"1:blob=1\"",
+                "prompt entry 1 ('1:blob=1')",
+            ),
             ("sam2-remove", "object-id"),
             ("sam2-mask, width=4, height=4", "mask"),
             ("sam2-mask, height=4", "width"),

@@ -115,10 +115,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the inference thread with `tracker`; `notify` is called on it.
-    pub fn spawn(
-        tracker: Tracker,
-        notify: Box<dyn Fn(Note) + Send>,
-    ) -> std::io::Result<Worker> {
+    pub fn spawn(tracker: Tracker, notify: Box<dyn Fn(Note) + Send>) -> std::io::Result<Worker> {
         let shared: Shared = Arc::default();
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -144,7 +141,11 @@ impl Worker {
             if inner.pending.is_none() && !inner.busy {
                 break;
             }
-            inner = self.shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+            inner = self
+                .shared
+                .1
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         let epoch = inner.epoch;
         inner.pending = Some(job);
@@ -163,20 +164,24 @@ impl Worker {
             {
                 return Ok(out.clone());
             }
-            inner = self.shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+            inner = self
+                .shared
+                .1
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     /// Offers `job` without waiting. Taken when the thread is idle or the
-    /// waiting job carries no prompts (it is replaced); otherwise the job is
-    /// given back so its prompts can go with a later frame.
-    pub fn offer(&self, job: Job) -> Result<(), Job> {
+    /// waiting job carries no prompts (it is replaced); otherwise the job's
+    /// prompts are given back so they can go with a later frame.
+    pub fn offer(&self, job: Job) -> Result<(), Vec<Command>> {
         let mut inner = lock(&self.shared);
         if inner.flushing || inner.fatal.is_some() {
-            return Err(job);
+            return Err(job.commands);
         }
         match &inner.pending {
-            Some(waiting) if waiting.has_commands() => return Err(job),
+            Some(waiting) if waiting.has_commands() => return Err(job.commands),
             _ => {}
         }
         inner.pending = Some(job);
@@ -187,10 +192,7 @@ impl Worker {
     /// The most recent outcome of the current flush epoch.
     pub fn latest(&self) -> Option<Arc<Outcome>> {
         let inner = lock(&self.shared);
-        inner
-            .latest
-            .clone()
-            .filter(|o| o.epoch == inner.epoch)
+        inner.latest.clone().filter(|o| o.epoch == inner.epoch)
     }
 
     /// Whether the tracker had objects after the last job.
@@ -235,7 +237,11 @@ impl Worker {
     pub fn drain(&self) {
         let mut inner = lock(&self.shared);
         while (inner.busy || inner.pending.is_some()) && !inner.quit && inner.fatal.is_none() {
-            inner = self.shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+            inner = self
+                .shared
+                .1
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
@@ -366,7 +372,10 @@ fn process(
             Command::Remove { id } => {
                 frame_commands.retain(|c: &Command| c.id() != Some(id));
                 if let Err(err) = tracker.remove_object(id) {
-                    notify(Note::BadPrompt(format!("remove object {id}"), err.to_string()));
+                    notify(Note::BadPrompt(
+                        format!("remove object {id}"),
+                        err.to_string(),
+                    ));
                 }
             }
             Command::RemoveAt { x, y } => {
