@@ -788,9 +788,14 @@ fn run_live(
         .unwrap();
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing).unwrap();
+    let track = pipeline.by_name("t").unwrap();
     let mut out = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
         out.push(sample.buffer_owned().unwrap());
+        if out.len() == frames / 2 {
+            // a property change from another thread while playing
+            track.set_property_from_str("mask-resolution", "low");
+        }
     }
     let elapsed = start.elapsed();
     let bus = pipeline.bus().unwrap();
@@ -862,6 +867,12 @@ fn live_source_keeps_its_rate_with_a_slow_engine() {
             assert_eq!(o.frame_number, m.computed_frame_number);
         }
     }
+    // the property change from the test thread took effect
+    let last = metas.last().unwrap();
+    assert_eq!(
+        last.objects[0].mask_width, 32,
+        "mask-resolution=low set while playing"
+    );
     // async mode adds no latency
     let mut q = gst::query::Latency::new();
     assert!(pipeline.query(&mut q));
