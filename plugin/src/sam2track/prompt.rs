@@ -750,7 +750,7 @@ mod tests {
     #[test]
     fn grammar_errors_name_the_entry() {
         for (text, needle) in [
-            ("1:point=1", "2 numbers"),
+            ("1:point=1", "expected 2"),
             ("1:point=a,b", "not a number"),
             ("x:point=1,2", "object id"),
             ("0:point=1,2", "object id"),
