@@ -1382,33 +1382,31 @@ impl Sam2Track {
         let needs_engine = !commands.is_empty() || worker.has_objects() || worker.is_busy();
         let mut fresh: Option<Arc<Outcome>> = None;
         if needs_engine {
-            {
-                let job = Job {
-                    number,
-                    buffer: buf.copy(),
-                    info: info.clone(),
-                    commands,
-                    options: settings.job_options(),
-                };
-                if is_async {
-                    if let Err(commands) = worker.offer(job) {
-                        // the mailbox holds a prompted frame: prompts go with a later one
-                        if !commands.is_empty() {
-                            let mut q = lock(&self.queued);
-                            let later = std::mem::take(&mut *q);
-                            *q = commands;
-                            q.extend(later);
-                        }
+            let job = Job {
+                number,
+                buffer: buf.copy(),
+                info: info.clone(),
+                commands,
+                options: settings.job_options(),
+            };
+            if is_async {
+                if let Err(commands) = worker.offer(job) {
+                    // the mailbox holds a prompted frame: prompts go with a later one
+                    if !commands.is_empty() {
+                        let mut q = lock(&self.queued);
+                        let later = std::mem::take(&mut *q);
+                        *q = commands;
+                        q.extend(later);
                     }
-                } else {
-                    match worker.run_sync(job) {
-                        Ok(outcome) => {
-                            self.note_inference(outcome.elapsed);
-                            fresh = Some(outcome);
-                        }
-                        Err(RunError::Flushing) => return Err(gst::FlowError::Flushing),
-                        Err(RunError::Fatal(err)) => return self.fatal(&err),
+                }
+            } else {
+                match worker.run_sync(job) {
+                    Ok(outcome) => {
+                        self.note_inference(outcome.elapsed);
+                        fresh = Some(outcome);
                     }
+                    Err(RunError::Flushing) => return Err(gst::FlowError::Flushing),
+                    Err(RunError::Fatal(err)) => return self.fatal(&err),
                 }
             }
         }
