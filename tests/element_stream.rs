@@ -12,7 +12,7 @@ mod common;
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use common::{fixtures, micro_dir, read_png, require_runtime};
+use common::{fixtures, mask_iou as iou, micro_dir, read_png, require_runtime};
 use gst::prelude::*;
 use gst_video::prelude::*;
 use gstsam2::sam2track::meta::{self, ObjectInfo};
@@ -124,24 +124,6 @@ fn object(buffer: &gst::Buffer, id: u32) -> ObjectInfo {
         .into_iter()
         .find(|o| o.id == id)
         .unwrap_or_else(|| panic!("object {id} in {:?}", ids(buffer)))
-}
-
-fn iou(a: &[u8], b: &[u8]) -> f64 {
-    let inter = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 && **y != 0)
-        .count();
-    let union = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 || **y != 0)
-        .count();
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
-    }
 }
 
 fn plane0(buffer: &gst::Buffer, caps: &gst::Caps) -> (Vec<u8>, usize, usize) {
@@ -600,26 +582,34 @@ fn malformed_prompts_warn_and_the_stream_goes_on() {
         all.remove(i);
     };
     expect("prompt entry 1 ('1:point=80')", &mut all, &bus);
-    let bad = |text: &str| {
+    // (upstream?, event structure, what the warning names)
+    for (upstream, text, what) in [
+        (true, "sam2-prompt, points=<1, 2, 3>", "field 'points'"),
+        (
+            false,
+            "sam2-prompt, points=<1, 2>, labels=<5>",
+            "field 'labels'",
+        ),
+        (
+            false,
+            "sam2-prompt, object-id=(string)x, box=<1,2,3,4>",
+            "field 'object-id'",
+        ),
+        (
+            true,
+            "sam2-promt, points=<1, 2>",
+            "unknown event 'sam2-promt'",
+        ),
+    ] {
         let s: gst::Structure = text.parse().unwrap();
-        s
-    };
-    assert!(!h.push_upstream_event(gst::event::CustomUpstream::new(bad(
-        "sam2-prompt, points=<1, 2, 3>"
-    ))));
-    expect("field 'points'", &mut all, &bus);
-    assert!(!h.push_event(gst::event::CustomDownstream::new(bad(
-        "sam2-prompt, points=<1, 2>, labels=<5>"
-    ))));
-    expect("field 'labels'", &mut all, &bus);
-    assert!(!h.push_event(gst::event::CustomDownstream::new(bad(
-        "sam2-prompt, object-id=(string)x, box=<1,2,3,4>"
-    ))));
-    expect("field 'object-id'", &mut all, &bus);
-    assert!(!h.push_upstream_event(gst::event::CustomUpstream::new(bad(
-        "sam2-promt, points=<1, 2>"
-    ))));
-    expect("unknown event 'sam2-promt'", &mut all, &bus);
+        let accepted = if upstream {
+            h.push_upstream_event(gst::event::CustomUpstream::new(s))
+        } else {
+            h.push_event(gst::event::CustomDownstream::new(s))
+        };
+        assert!(!accepted, "{text} is refused");
+        expect(what, &mut all, &bus);
+    }
     let ok: bool = element.emit_by_name("prompt", &[&"1:pint=3,4"]);
     assert!(!ok);
     expect("unknown kind 'pint'", &mut all, &bus);
@@ -659,35 +649,29 @@ fn malformed_prompt_file_fails_at_start_naming_the_line() {
         .build()
         .unwrap();
     let bus = bus_of(&element);
-    assert!(element.set_state(gst::State::Paused).is_err());
-    let err = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(e) = err.view() else {
-        unreachable!()
+    // starting fails with an element error
+    let start_error = || {
+        assert!(element.set_state(gst::State::Paused).is_err());
+        let msg = bus
+            .pop_filtered(&[gst::MessageType::Error])
+            .expect("an error message");
+        element.set_state(gst::State::Null).unwrap();
+        match msg.view() {
+            gst::MessageView::Error(e) => e.error(),
+            _ => unreachable!(),
+        }
     };
-    let text = e.error().to_string();
+    let e = start_error();
+    let text = e.to_string();
     assert!(
         text.contains("prompt-file") && text.contains("line 2"),
         "{text}"
     );
-    element.set_state(gst::State::Null).unwrap();
     // a missing file too
     element.set_property("prompt-file", "/nonexistent/prompts.txt");
-    assert!(element.set_state(gst::State::Paused).is_err());
-    let err = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(e) = err.view() else {
-        unreachable!()
-    };
-    assert!(
-        e.error().to_string().contains("/nonexistent/prompts.txt"),
-        "{}",
-        e.error()
-    );
-    assert!(e.error().matches(gst::ResourceError::NotFound));
-    element.set_state(gst::State::Null).unwrap();
+    let e = start_error();
+    assert!(e.to_string().contains("/nonexistent/prompts.txt"), "{e}");
+    assert!(e.matches(gst::ResourceError::NotFound));
 }
 
 // ------------------------------------------------- flush, caps change, EOS

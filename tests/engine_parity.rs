@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{fixtures, micro_dir, read_png, require_runtime};
+use common::{fixtures, mask_iou, micro_dir, read_png, require_runtime};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
 use gstsam2::engine::stages::Stages;
 use gstsam2::engine::tracker::{Tracker, TrackerConfig};
@@ -76,24 +76,6 @@ fn apply(tracker: &mut Tracker, p: &Value, dir: &Path) {
         }
         "remove" => tracker.remove_object(id).expect("remove"),
         other => panic!("unknown prompt kind {other}"),
-    }
-}
-
-fn mask_iou(a: &[u8], b: &[u8]) -> f64 {
-    let inter = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 && **y != 0)
-        .count();
-    let union = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 || **y != 0)
-        .count();
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
     }
 }
 

@@ -53,3 +53,22 @@ pub fn read_png(path: &Path) -> (usize, usize, png::ColorType, Vec<u8>) {
         buf,
     )
 }
+
+/// Intersection over union of two 0/non-0 masks (1 when both are empty).
+pub fn mask_iou(a: &[u8], b: &[u8]) -> f64 {
+    let inter = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 && **y != 0)
+        .count();
+    let union = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 || **y != 0)
+        .count();
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
