@@ -881,3 +881,37 @@ fn sync_mode_reports_its_latency() {
     );
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn unavailable_gpu_provider_warns_or_fails_at_start() {
+    // This machine's ONNX Runtime (the CPU wheel) cannot run CUDA.
+    let (mut h, element) = harness("RGB", "provider=cuda");
+    let bus = bus_of(&element);
+    // the harness started the element before the bus was set: restart it
+    element.set_state(gst::State::Null).unwrap();
+    element.set_state(gst::State::Playing).unwrap();
+    let w = warnings(&bus);
+    assert!(
+        w.len() == 1 && w[0].contains("Running on the CPU") && w[0].contains("cuda"),
+        "{w:?}"
+    );
+    element.set_property("prompt", GOLDEN_PROMPT);
+    assert_eq!(ids(&push_pull(&mut h, 0)), vec![1, 2], "runs on the CPU");
+    element.set_state(gst::State::Null).unwrap();
+
+    element.set_property("fallback-to-cpu", false);
+    assert!(element.set_state(gst::State::Paused).is_err());
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    assert!(e.error().matches(gst::LibraryError::Init));
+    let text = e.error().to_string();
+    assert!(
+        text.contains("cuda") && text.contains("'provider' to cpu"),
+        "{text}"
+    );
+    element.set_state(gst::State::Null).unwrap();
+}

@@ -901,13 +901,26 @@ impl BaseTransformImpl for Sam2Track {
         };
         let model = model::ModelDir::open(&model_dir).map_err(|e| model_error(&e))?;
         let stages = Stages::load(&model, runtime.environment(), &settings.session_options())
-            .map_err(|e| model_error(&e))?;
-        for fallback in model.fallbacks() {
+            .map_err(|err| match err {
+                model::ModelError::Provider { .. } => gst::error_msg!(
+                    gst::LibraryError::Init,
+                    (
+                        "{}. Set '{}' to cpu, or '{}' to true to run on the CPU when the GPU \
+                         cannot be used",
+                        err,
+                        PROP_PROVIDER,
+                        PROP_FALLBACK
+                    )
+                ),
+                err => model_error(&err),
+            })?;
+        let fallbacks = model.fallbacks();
+        if !fallbacks.is_empty() {
             gst::element_imp_warning!(
                 self,
                 gst::LibraryError::Init,
-                ("{}", fallback),
-                ["'{}' is set: running on the CPU", PROP_FALLBACK]
+                ("Running on the CPU: {}", fallbacks.join("; ")),
+                ["'{}' is set", PROP_FALLBACK]
             );
         }
         let tracker =
