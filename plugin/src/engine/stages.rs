@@ -119,6 +119,25 @@ impl Dims {
     }
 }
 
+/// Time spent running each graph (and how often), since the last
+/// [`Stages::take_times`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub image_encoder: std::time::Duration,
+    pub memory_attention: std::time::Duration,
+    pub mask_decoder: std::time::Duration,
+    pub memory_encoder: std::time::Duration,
+    /// Graph runs counted.
+    pub runs: u32,
+}
+
+impl StageTimes {
+    /// Time in all four graphs.
+    pub fn total(&self) -> std::time::Duration {
+        self.image_encoder + self.memory_attention + self.mask_decoder + self.memory_encoder
+    }
+}
+
 /// The loaded graphs of one model.
 pub struct Stages {
     pub dims: Dims,
@@ -126,6 +145,7 @@ pub struct Stages {
     memory_attention: Session,
     mask_decoder: Session,
     memory_encoder: Session,
+    times: StageTimes,
 }
 
 fn shape(dims: &[usize]) -> Vec<i64> {
@@ -181,7 +201,25 @@ impl Stages {
                 manifest::MEMORY_ENCODER,
                 options,
             )?,
+            times: StageTimes::default(),
         })
+    }
+
+    /// Returns the graph times gathered so far and starts again from zero.
+    pub fn take_times(&mut self) -> StageTimes {
+        std::mem::take(&mut self.times)
+    }
+
+    fn timed<T>(
+        times: &mut StageTimes,
+        slot: fn(&mut StageTimes) -> &mut std::time::Duration,
+        run: impl FnOnce() -> T,
+    ) -> T {
+        let start = std::time::Instant::now();
+        let out = run();
+        *slot(times) += start.elapsed();
+        times.runs += 1;
+        out
     }
 
     /// `image`: [1, 3, S, S] normalised RGB.
@@ -189,10 +227,13 @@ impl Stages {
         const G: &str = manifest::IMAGE_ENCODER;
         let d = self.dims;
         let input = view(G, &[1, 3, d.s, d.s], image)?;
-        let out = self
-            .image_encoder
-            .run(ort::inputs!["image" => input])
-            .map_err(stage_err(G))?;
+        let session = &mut self.image_encoder;
+        let out = Self::timed(
+            &mut self.times,
+            |t| &mut t.image_encoder,
+            || session.run(ort::inputs!["image" => input]),
+        )
+        .map_err(stage_err(G))?;
         Ok(ImageFeatures {
             high_res_0: take(G, &out, "high_res_feat_0")?,
             high_res_1: take(G, &out, "high_res_feat_1")?,
@@ -220,7 +261,13 @@ impl Stages {
             "obj_ptr_tpos" => view(G, &[m.batch, m.p], &m.obj_ptr_tpos)?,
             "obj_ptr_valid" => view(G, &[m.batch, m.p], &m.obj_ptr_valid)?,
         ];
-        let out = self.memory_attention.run(inputs).map_err(stage_err(G))?;
+        let session = &mut self.memory_attention;
+        let out = Self::timed(
+            &mut self.times,
+            |t| &mut t.memory_attention,
+            || session.run(inputs),
+        )
+        .map_err(stage_err(G))?;
         take(G, &out, "pix_feat_with_mem")
     }
 
@@ -243,7 +290,13 @@ impl Stages {
             "mask_input" => view(G, &[b, 1, d.l, d.l], &p.mask_input)?,
             "has_mask_input" => view(G, &[b], &p.has_mask_input)?,
         ];
-        let out = self.mask_decoder.run(inputs).map_err(stage_err(G))?;
+        let session = &mut self.mask_decoder;
+        let out = Self::timed(
+            &mut self.times,
+            |t| &mut t.mask_decoder,
+            || session.run(inputs),
+        )
+        .map_err(stage_err(G))?;
         Ok(DecoderOutput {
             masks: take(G, &out, "masks")?,
             iou: take(G, &out, "iou_pred")?,
@@ -269,7 +322,13 @@ impl Stages {
             "is_mask_from_pts" => view(G, &[b], is_mask_from_pts)?,
             "object_score_logits" => view(G, &[b, 1], object_score)?,
         ];
-        let out = self.memory_encoder.run(inputs).map_err(stage_err(G))?;
+        let session = &mut self.memory_encoder;
+        let out = Self::timed(
+            &mut self.times,
+            |t| &mut t.memory_encoder,
+            || session.run(inputs),
+        )
+        .map_err(stage_err(G))?;
         take(G, &out, "maskmem_features")
     }
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::manifest::{self, Manifest, Settings};
 use super::ops::{self, Plane};
 use super::stages::{
-    DecoderOutput, Dims, ImageFeatures, MemoryBatch, PromptBatch, StageError, Stages,
+    DecoderOutput, Dims, ImageFeatures, MemoryBatch, PromptBatch, StageError, StageTimes, Stages,
 };
 
 /// `NO_OBJ_SCORE` of the official code: the logits of an absent object.
@@ -1215,6 +1215,11 @@ impl Tracker {
             self.config.mask_threshold,
             self.config.non_overlap_masks,
         ))
+    }
+
+    /// Time spent in each graph since the last call (see [`StageTimes`]).
+    pub fn take_stage_times(&mut self) -> StageTimes {
+        self.stages.take_times()
     }
 
     /// Changes the logit threshold of the masks made from now on.

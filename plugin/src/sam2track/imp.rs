@@ -1481,6 +1481,21 @@ impl Sam2Track {
                     && (r.width, r.height, r.resolution) == (w, h, settings.mask_resolution)
             });
             if !reuse {
+                let t = &outcome.times;
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Frame {}: {} objects in {:.1} ms (image encoder {:.1}, memory attention \
+                     {:.1}, mask decoder {:.1}, memory encoder {:.1}, host {:.1})",
+                    outcome.frame_number,
+                    outcome.objects.len(),
+                    outcome.elapsed.as_secs_f64() * 1e3,
+                    t.image_encoder.as_secs_f64() * 1e3,
+                    t.memory_attention.as_secs_f64() * 1e3,
+                    t.mask_decoder.as_secs_f64() * 1e3,
+                    t.memory_encoder.as_secs_f64() * 1e3,
+                    outcome.elapsed.saturating_sub(t.total()).as_secs_f64() * 1e3,
+                );
                 state.rendered = Some(render(outcome, w, h, settings.mask_resolution));
             }
             state.rendered.as_ref().expect("just set")

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use gst_video::prelude::*;
 
 use crate::engine::ops::Plane;
+use crate::engine::stages::StageTimes;
 use crate::engine::tracker::{self, Frame, PixelFormat, Tracker, TrackerError};
 
 use super::overlay::{self, Layout, Yuv};
@@ -68,6 +69,8 @@ pub struct Outcome {
     pub objects: Vec<ObjectResult>,
     /// Time spent in the engine (0 when the frame needed no inference).
     pub elapsed: Duration,
+    /// Of which in each graph.
+    pub times: StageTimes,
     /// Flush epoch the frame belongs to.
     epoch: u64,
 }
@@ -359,6 +362,7 @@ fn process(
         non_overlap: options.non_overlap,
         objects: Vec::new(),
         elapsed: Duration::ZERO,
+        times: StageTimes::default(),
         epoch: 0,
     };
     // Commands that need no frame first: reset, removals.
@@ -408,6 +412,7 @@ fn process(
     }
 
     let start = Instant::now();
+    tracker.take_stage_times();
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
         .map_err(|err| format!("cannot read frame {number}: {err}"))?;
     let rgb;
@@ -515,6 +520,7 @@ fn process(
             iou: o.iou,
         })
         .collect();
+    empty.times = tracker.take_stage_times();
     if !options.delay.is_zero() {
         std::thread::sleep(options.delay);
     }
