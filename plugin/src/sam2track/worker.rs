@@ -102,7 +102,6 @@ struct Inner {
     /// Drop the tracker's objects and memory before the next job.
     reset: bool,
     has_objects: bool,
-    object_ids: Vec<u32>,
 }
 
 type Shared = Arc<(Mutex<Inner>, Condvar)>;
@@ -231,7 +230,6 @@ impl Worker {
         if reset {
             inner.reset = true;
             inner.has_objects = false;
-            inner.object_ids.clear();
         }
         self.shared.1.notify_all();
     }
@@ -294,7 +292,6 @@ fn run(shared: Shared, mut tracker: Tracker, notify: Box<dyn Fn(Note) + Send>) {
                 outcome.epoch = epoch;
                 let outcome = Arc::new(outcome);
                 inner.has_objects = !tracker.object_ids().is_empty();
-                inner.object_ids = tracker.object_ids();
                 previous = Some(outcome.clone());
                 inner.latest = Some(outcome);
             }
