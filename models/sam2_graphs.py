@@ -347,34 +347,70 @@ def _apply_rope(x, cos, sin):
     return torch.stack((out_r, out_i), dim=-1).flatten(-2)
 
 
-def _attention(mod, q, k, v, cos, sin, rope_k_frames, bias=None):
-    """The official (RoPE)Attention forward with real arithmetic and an optional additive
-    key bias. `rope_k_frames`: number of leading key blocks of L_q tokens that get RoPE
-    (None: all keys, same length as queries)."""
-    q = mod.q_proj(q)
-    k = mod.k_proj(k)
-    v = mod.v_proj(v)
-    q = mod._separate_heads(q, mod.num_heads)
-    k = mod._separate_heads(k, mod.num_heads)
-    v = mod._separate_heads(v, mod.num_heads)
-    q = _apply_rope(q, cos, sin)
-    if rope_k_frames is None:
-        k = _apply_rope(k, cos, sin)
-    else:
-        B, nh, _, d = k.shape
-        L = q.shape[-2]
-        n_sp = rope_k_frames * L
-        k_sp = k[:, :, :n_sp].reshape(B, nh, -1, L, d)
-        k_sp = _apply_rope(k_sp, cos, sin).reshape(B, nh, -1, d)
-        k = torch.cat([k_sp, k[:, :, n_sp:]], dim=2)
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    logits = torch.matmul(q, k.transpose(-1, -2)) * scale
-    if bias is not None:
-        logits = logits + bias
-    attn = torch.softmax(logits, dim=-1)
-    out = torch.matmul(attn, v)
-    out = mod._recombine_heads(out)
-    return mod.out_proj(out)
+def _attend(q, k, v, chunk):
+    """softmax(q k^T) v over all keys, `chunk` query rows at a time (0: all at once).
+
+    Chunking bounds the attention matrix held at once (at 1024 with 7 memories a full one
+    is 4096 x 28k fp32 = 470 MB per object) without changing any value: each query row's
+    softmax only reads its own row."""
+    rows = q.shape[-2]
+    kt = k.transpose(-1, -2)
+    if not chunk or chunk >= rows:
+        return torch.matmul(torch.softmax(torch.matmul(q, kt), dim=-1), v)
+    parts = [
+        torch.matmul(torch.softmax(torch.matmul(q[..., s : s + chunk, :], kt), dim=-1), v)
+        for s in range(0, rows, chunk)
+    ]
+    return torch.cat(parts, dim=-2)
+
+
+def _heads(mod, x):
+    return mod._separate_heads(x, mod.num_heads)
+
+
+def _self_attention(mod, x, cos, sin, chunk):
+    """The official RoPEAttention on x (queries = keys = values) with real arithmetic.
+    The softmax scale is applied to q (1/16 at head dim 256: a power of two, exact)."""
+    q = _apply_rope(_heads(mod, mod.q_proj(x)), cos, sin)
+    k = _apply_rope(_heads(mod, mod.k_proj(x)), cos, sin)
+    v = _heads(mod, mod.v_proj(x))
+    q = q * (1.0 / math.sqrt(q.shape[-1]))
+    out = _attend(q, k, v, chunk)
+    return mod.out_proj(mod._recombine_heads(out))
+
+
+def _cross_attention(mod, x, keys_in, values_in, cos, sin, rope_k_frames, key_bias, chunk):
+    """The official cross-attention RoPEAttention (keys/values from memory, RoPE on the
+    first `rope_k_frames` blocks of L_q keys) rewritten to do less work:
+
+    - the additive key bias (padding) rides in the q.k product as one more dimension:
+      [q, 1] . [k, bias] = q.k + bias, no pass over the attention matrix;
+    - values are projected after the attention: softmax rows sum to one, so
+      softmax(.) (M Wv^T + bv) = (softmax(.) M) Wv^T + bv. The product with the
+      attention matrix then runs on the memory's Cm = 64 channels instead of the
+      projected 256: a quarter of the largest matmul of the model.
+    """
+    q = _apply_rope(_heads(mod, mod.q_proj(x)), cos, sin)
+    q = q * (1.0 / math.sqrt(q.shape[-1]))
+    k = _heads(mod, mod.k_proj(keys_in))
+    B, nh, n_k, d = k.shape
+    rows = q.shape[-2]
+    n_sp = rope_k_frames * rows
+    k_sp = k[:, :, :n_sp].reshape(B, nh, -1, rows, d)
+    k_sp = _apply_rope(k_sp, cos, sin).reshape(B, nh, -1, d)
+    k = torch.cat([k_sp, k[:, :, n_sp:]], dim=2)
+    q = torch.cat([q, torch.ones_like(q[..., :1])], dim=-1)
+    k = torch.cat([k, key_bias.reshape(B, 1, n_k, 1).expand(B, nh, n_k, 1)], dim=-1)
+    ctx = _attend(q, k, values_in.unsqueeze(1), chunk)  # [B, nh, Lq, Cm]
+    cm = values_in.shape[-1]
+    w_v = mod.v_proj.weight.reshape(nh, d, cm).transpose(-1, -2)  # [nh, Cm, d]
+    out = torch.matmul(ctx, w_v) + mod.v_proj.bias.reshape(nh, 1, d)
+    return mod.out_proj(mod._recombine_heads(out))
+
+
+# Query rows per attention block in the memory-attention graph (see _attend); 0: no
+# chunking. 512 keeps one block of the 1024-input model at <= 60 MB per object.
+ATTENTION_QUERY_CHUNK = 512
 
 
 class MemoryAttentionGraph(torch.nn.Module):
@@ -383,9 +419,10 @@ class MemoryAttentionGraph(torch.nn.Module):
     Batched over B objects with per-object padding: memory slots and pointer slots whose
     `*_valid` entry is 0 get an additive -1e9 attention bias (exactly zero weight)."""
 
-    def __init__(self, model):
+    def __init__(self, model, query_chunk: int = ATTENTION_QUERY_CHUNK):
         super().__init__()
         self.model = model
+        self.query_chunk = query_chunk
         ma = model.memory_attention
         for layer in ma.layers:
             assert not layer.pos_enc_at_attn, "pos_enc_at_attn=True is not supported"
@@ -423,8 +460,8 @@ class MemoryAttentionGraph(torch.nn.Module):
         out = curr
         if ma.pos_enc_at_input:
             out = out + 0.1 * curr_pos
-        out = out.expand(B, HW, C)
-        curr_pos = curr_pos.expand(B, HW, C)
+        # `out` stays [1, HW, C] until the first cross-attention broadcasts it to the B
+        # objects: the first self-attention is the same for all of them and runs once.
 
         # spatial memory: features + (constant sine PE + temporal encoding of the slot)
         mem = memory.reshape(B, Nm * HW, Cm)
@@ -450,18 +487,19 @@ class MemoryAttentionGraph(torch.nn.Module):
             ],
             dim=1,
         )
-        bias = ((1.0 - valid) * PAD_BIAS).reshape(B, 1, 1, -1)
+        bias = (1.0 - valid) * PAD_BIAS  # [B, Nk]
 
         cos, sin = self.rope_cos, self.rope_sin
+        chunk = self.query_chunk
         tgt = out
         for layer in ma.layers:
             t2 = layer.norm1(tgt)
-            t2 = _attention(layer.self_attn, t2, t2, t2, cos, sin, None)
+            t2 = _self_attention(layer.self_attn, t2, cos, sin, chunk)
             tgt = tgt + t2
             t2 = layer.norm2(tgt)
             q = t2 + curr_pos if layer.pos_enc_at_cross_attn_queries else t2
             kk = mem_all + pos_all if layer.pos_enc_at_cross_attn_keys else mem_all
-            t2 = _attention(layer.cross_attn_image, q, kk, mem_all, cos, sin, Nm, bias)
+            t2 = _cross_attention(layer.cross_attn_image, q, kk, mem_all, cos, sin, Nm, bias, chunk)
             tgt = tgt + t2
             t2 = layer.norm3(tgt)
             t2 = layer.linear2(layer.activation(layer.linear1(t2)))

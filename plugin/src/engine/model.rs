@@ -8,6 +8,7 @@
 //! without ONNX Runtime; [`ModelDir::check_graphs`] loads every graph and checks
 //! its inputs and outputs against the contract.
 
+use ort::session::builder::GraphOptimizationLevel;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -214,8 +215,18 @@ impl ModelDir {
             message,
         };
         let base = || {
-            let mut builder =
-                ort::session::Session::builder(environment).map_err(|e| load_err(e.to_string()))?;
+            // Every graph optimisation ONNX Runtime has (fusions, layout
+            // transforms for the CPU's vector units), whatever its default.
+            let mut builder = ort::session::Session::builder(environment)
+                .map_err(|e| load_err(e.to_string()))?
+                .with_optimization_level(GraphOptimizationLevel::All)
+                .map_err(|e| load_err(e.to_string()))?
+                // The environment's shared CPU arena (engine::runtime), when
+                // registered; ONNX Runtime uses the session's own otherwise.
+                .with_env_allocators()
+                .map_err(|e| load_err(e.to_string()))?
+                .with_memory_pattern(false)
+                .map_err(|e| load_err(e.to_string()))?;
             if let Some(n) = options.intra_threads {
                 builder = builder
                     .with_intra_threads(n)

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Time the official PyTorch SAM2VideoPredictor on the benchmark frames (scripts/bench.sh).
+
+  python models/bench_official.py --frames DIR --objects 1,2,4,8 [--config sam2.1_hiera_t]
+
+DIR holds the benchmark frames as PNG (00000.png, ...; frame size, RGB) and prompts.json
+(object points, frame pixels) written by scripts/bench.sh; our engine's benchmark
+(examples/bench.rs) reads the same files. For each object count N the official predictor
+is set up as its users do (init_state on a JPEG folder: every frame loaded up front and
+held as an S x S fp32 tensor), objects 1..N get one positive click on frame 0, and
+propagate_in_video yields one frame at a time. A frame's time is the wall time between two
+yields; the steady state is every frame from --warmup on (memory bank full: 7 memories
+from frame 7). Per stage: forward hooks on the image encoder, memory attention, prompt
+encoder + mask decoder (+ object pointer projection) and memory encoder; the rest of a
+frame's time is "other" (pre/post-processing, the predictor's bookkeeping).
+
+Weights are random (seeded): speed does not depend on them. Prints one JSON line per
+object count (prefixed "RESULT ") plus the fp32 matmul throughput of this process (torch,
+4096^3), measured before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import sam2_graphs as G  # noqa: E402
+
+STAGES = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
+
+
+def matmul_gflops(n: int = 4096, reps: int = 3) -> float:
+    """Best-of-`reps` fp32 n^3 matmul throughput (GFLOP/s) in this process."""
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+@torch.no_grad()
+def count_flops(model, steady_ptrs: int) -> dict:
+    """FLOPs per frame and object at the steady state (7 memories, `steady_ptrs` object
+    pointers), counted by torch's FlopCounterMode (matmuls, convolutions, attention):
+    "official" runs the official modules, "ours" the wrappers exported as our graphs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(fn) -> float:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        return float(counter.get_total_flops())
+
+    facts = G.model_facts(model)
+    specs = G.graph_specs(facts)
+    nm = model.num_maskmem
+    sizes = {"B": 1, "N": 1, "Nm": nm, "P": steady_ptrs, "S": facts["image_size"]}
+    ours = {}
+    for name, wrapper in G.WRAPPERS.items():
+        mod = wrapper(model).eval()
+        inp = G.example_inputs(specs[name], seed=0, sizes=sizes)
+        if name == "memory_attention":
+            inp["memory_valid"].fill_(1.0)
+            inp["obj_ptr_valid"].fill_(1.0)
+        ours[name] = flops(lambda: mod(*inp.values()))
+    # The official memory attention on the same amount of memory.
+    C, Cm, H = facts["hidden_dim"], facts["mem_dim"], facts["feat_size"]
+    HW = H * H
+    k = C // Cm
+    curr = torch.randn(HW, 1, C)
+    mem = torch.randn(nm * HW + steady_ptrs * k, 1, Cm)
+    official = dict(ours)
+    official["memory_attention"] = flops(
+        lambda: model.memory_attention(
+            curr=[curr], memory=mem, curr_pos=[torch.randn_like(curr)], memory_pos=torch.randn_like(mem),
+            num_obj_ptr_tokens=steady_ptrs * k,
+        )
+    )
+    return {"official": official, "ours": ours, "memories": nm, "pointers": steady_ptrs}
+
+
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM (the peak RSS) of this process."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+class StageTimer:
+    """Wall time spent inside given modules (forward pre/post hooks)."""
+
+    def __init__(self, modules: dict):
+        self.total = dict.fromkeys(STAGES, 0.0)
+        self._start = {}
+        for stage, mods in modules.items():
+            for m in mods:
+                m.register_forward_pre_hook(self._pre(stage, m))
+                m.register_forward_hook(self._post(stage, m))
+
+    def _pre(self, stage, m):
+        def hook(*_):
+            self._start[id(m)] = time.perf_counter()
+
+        return hook
+
+    def _post(self, stage, m):
+        def hook(*_):
+            self.total[stage] += time.perf_counter() - self._start.pop(id(m))
+
+        return hook
+
+    def take(self) -> dict:
+        out = self.total
+        self.total = dict.fromkeys(STAGES, 0.0)
+        return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", required=True, help="benchmark folder (PNG frames + prompts.json)")
+    ap.add_argument("--objects", default="1,2,4,8")
+    ap.add_argument("--config", default="sam2.1_hiera_t")
+    ap.add_argument("--image-size", type=int, default=1024)
+    ap.add_argument("--num-frames", type=int, default=0, help="frames used (0: all in the folder)")
+    ap.add_argument("--warmup", type=int, default=8, help="frames before the steady state")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--flops", action="store_true", help="also count FLOPs per stage (official and ours)")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with open(os.path.join(args.frames, "prompts.json")) as f:
+        prompts = json.load(f)
+    names = sorted(n for n in os.listdir(args.frames) if n.endswith(".png"))
+    if args.num_frames:
+        names = names[: args.num_frames]
+    if len(names) <= args.warmup:
+        raise SystemExit(f"need more than --warmup={args.warmup} frames, {args.frames} has {len(names)}")
+    counts = [int(x) for x in args.objects.split(",")]
+    if max(counts) > len(prompts["points"]):
+        raise SystemExit(f"prompts.json has points for {len(prompts['points'])} objects")
+
+    peak_before = matmul_gflops()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul 4096^3 fp32: {peak_before:.1f} GFLOP/s")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = G.build_model(args.config, image_size=args.image_size, seed=args.seed)
+    if args.flops:
+        steady_ptrs = min(max(args.warmup, 1), model.max_obj_ptrs_in_encoder)
+        print("RESULT " + json.dumps({"impl": "flops", **count_flops(model, steady_ptrs)}), flush=True)
+    timer = StageTimer(
+        {
+            "image_encoder": [model.image_encoder],
+            "memory_attention": [model.memory_attention],
+            "mask_decoder": [model.sam_prompt_encoder, model.sam_mask_decoder, model.obj_ptr_proj],
+            "memory_encoder": [model.memory_encoder],
+        }
+    )
+
+    with tempfile.TemporaryDirectory() as jpg_dir:
+        # The official loader reads a folder of JPEG frames.
+        for i, n in enumerate(names):
+            Image.open(os.path.join(args.frames, n)).convert("RGB").save(
+                os.path.join(jpg_dir, f"{i:05d}.jpg"), quality=100
+            )
+        for count in counts:
+            reset_peak_rss()
+            t0 = time.perf_counter()
+            state = model.init_state(video_path=jpg_dir)
+            load_s = time.perf_counter() - t0
+            timer.take()
+            for obj in range(count):
+                x, y = prompts["points"][obj]
+                model.add_new_points_or_box(
+                    state, frame_idx=0, obj_id=obj + 1, points=np.array([[x, y]], np.float32), labels=np.array([1], np.int32)
+                )
+            frames = []
+            t = time.perf_counter()
+            for frame_idx, obj_ids, masks in model.propagate_in_video(state):
+                _ = (masks > 0.0).cpu().numpy()  # the user's binary masks at frame size
+                now = time.perf_counter()
+                frames.append({"frame": frame_idx, "ms": (now - t) * 1e3, "stages_ms": {k: v * 1e3 for k, v in timer.take().items()}})
+                t = now
+                print(f"  official objects={count} frame {frame_idx}: {frames[-1]['ms']:.0f} ms", file=sys.stderr, flush=True)
+            steady = [f for f in frames if f["frame"] >= args.warmup]
+            total = sum(f["ms"] for f in steady) / len(steady)
+            stage_means = {s: sum(f["stages_ms"][s] for f in steady) / len(steady) for s in STAGES}
+            result = {
+                "impl": "official",
+                "objects": count,
+                "image_size": args.image_size,
+                "frames": len(frames),
+                "steady_frames": len(steady),
+                "ms_per_frame": total,
+                "stages_ms": {**stage_means, "other": total - sum(stage_means.values())},
+                "load_ms_per_frame": load_s * 1e3 / len(names),
+                "peak_rss_mib": rss_kib("VmHWM") / 1024,
+            }
+            print("RESULT " + json.dumps(result), flush=True)
+            del state
+    peak_after = matmul_gflops()
+    print(f"matmul 4096^3 fp32 after: {peak_after:.1f} GFLOP/s")
+    print("RESULT " + json.dumps({"impl": "official", "matmul_gflops": [peak_before, peak_after]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
+#
+# scripts/bench.sh: sam2track's engine against the official PyTorch SAM2VideoPredictor,
+# same machine, same run, same model, same frames (issue 5).
+#
+#   scripts/bench.sh                       # 1, 2, 4, 8 objects, 12 frames at 1024
+#   BENCH_OBJECTS=1,4 BENCH_FRAMES=10 scripts/bench.sh
+#   BENCH_ELEMENT=1 scripts/bench.sh       # + the element in a 1080p pipeline vs the engine
+#   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 3 memory frames)
+#                                          #   with their mask IoU against exact mode
+#
+# Needs scripts/setup.sh --with-export-tools (.venv-models: torch + sam2 for the official
+# predictor and the export). The SAM 2.1 hiera-tiny model is exported with seeded random
+# weights (speed does not depend on the weights) into target/bench/ the first time
+# (~1.5 min per image size). Frames: the first BENCH_FRAMES frames of bedroom.mp4 at its
+# size (960x540); the steady state is every frame from BENCH_WARMUP (8: memory bank full).
+# The outputs of each part are kept in target/bench/*.txt; the report at the end prints
+# ms/frame per stage, GFLOP/s against the matmul peak measured in the same run, peak RSS
+# and the ratios official/ours.
+
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+VIDEO="${BENCH_VIDEO:-$REPO_ROOT/../shared/data/videos/bedroom.mp4}"
+OBJECTS="${BENCH_OBJECTS:-1,2,4,8}"
+FRAMES="${BENCH_FRAMES:-12}"
+WARMUP="${BENCH_WARMUP:-8}"
+CONFIG="${BENCH_CONFIG:-sam2.1_hiera_t}"
+OUT="${BENCH_DIR:-$REPO_ROOT/target/bench}"
+PY="$REPO_ROOT/.venv-models/bin/python"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+
+[ -x "$PY" ] || die "no $PY: run scripts/setup.sh --with-export-tools first"
+[ -f "$VIDEO" ] || die "no video at $VIDEO (set BENCH_VIDEO)"
+mkdir -p "$OUT"
+
+export_model() { # size dir
+    if [ ! -f "$2/model.json" ]; then
+        log "exporting $CONFIG at $1 (random weights, seed 0) into $2"
+        "$PY" models/export.py --config "$CONFIG" --random-weights --seed 0 \
+            --image-size "$1" --out "$2" >"$OUT/export-$1.log" 2>&1 \
+            || { tail -n 20 "$OUT/export-$1.log" >&2; die "export failed"; }
+    fi
+}
+MODEL_1024="$OUT/$CONFIG-1024"
+export_model 1024 "$MODEL_1024"
+
+FRAME_DIR="$OUT/frames"
+if [ "$(ls "$FRAME_DIR"/*.png 2>/dev/null | wc -l)" -lt "$FRAMES" ]; then
+    log "decoding $FRAMES frames of $VIDEO"
+    rm -rf "$FRAME_DIR" && mkdir -p "$FRAME_DIR"
+    gst-launch-1.0 -q filesrc location="$VIDEO" ! qtdemux ! h264parse ! avdec_h264 \
+        ! identity eos-after="$FRAMES" ! videoconvert ! video/x-raw,format=RGB \
+        ! pngenc compression-level=1 ! multifilesink location="$FRAME_DIR/%05d.png"
+fi
+# One positive click per object (frame pixels of bedroom.mp4): girl, boy, pink pillow,
+# white pillow, bed, dresser, candle, mirror.
+cat >"$FRAME_DIR/prompts.json" <<'JSON'
+{"points": [[400, 225], [225, 260], [600, 350], [490, 360], [400, 470], [890, 400], [690, 90], [940, 250]]}
+JSON
+
+# An n^3 fp32 MatMul graph: ONNX Runtime's own matmul throughput in this run.
+MATMUL="$OUT/matmul4096.onnx"
+[ -f "$MATMUL" ] || "$PY" - "$MATMUL" <<'PYEOF'
+import sys
+from onnx import TensorProto, helper, save
+n = 4096
+g = helper.make_graph(
+    [helper.make_node("MatMul", ["A", "B"], ["C"])], "matmul",
+    [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "AB"],
+    [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])])
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), sys.argv[1])
+PYEOF
+
+log "building the benchmark (release)"
+cargo build --quiet --release -p gst-plugin-sam2 --example bench
+BENCH="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/examples/bench"
+
+log "official SAM2VideoPredictor (PyTorch), objects $OBJECTS"
+"$PY" models/bench_official.py --frames "$FRAME_DIR" --objects "$OBJECTS" --config "$CONFIG" \
+    --num-frames "$FRAMES" --warmup "$WARMUP" --flops | tee "$OUT/official.txt"
+
+log "sam2track engine, objects $OBJECTS"
+ELEMENT_ARGS=()
+if [ "${BENCH_ELEMENT:-0}" = 1 ]; then ELEMENT_ARGS=(--element --video "$VIDEO"); fi
+"$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
+    --warmup "$WARMUP" --matmul "$MATMUL" --save-masks "$OUT/masks-exact" "${ELEMENT_ARGS[@]}" \
+    | tee "$OUT/ours.txt"
+
+REPORTS=("$OUT/official.txt" "$OUT/ours.txt")
+if [ "${BENCH_MODES:-0}" = 1 ]; then
+    MODEL_512="$OUT/$CONFIG-512"
+    export_model 512 "$MODEL_512"
+    log "speed mode: 512 input"
+    "$BENCH" --model "$MODEL_512" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
+        --warmup "$WARMUP" --reference "$OUT/masks-exact" | sed 's/"impl":"sam2track"/"impl":"sam2track-512"/' \
+        | tee "$OUT/mode-512.txt"
+    log "speed mode: 3 memory frames"
+    "$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
+        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact" \
+        | sed 's/"impl":"sam2track"/"impl":"sam2track-mem3"/' | tee "$OUT/mode-mem3.txt"
+    log "speed mode: 512 input, 3 memory frames"
+    "$BENCH" --model "$MODEL_512" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
+        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact" \
+        | sed 's/"impl":"sam2track"/"impl":"sam2track-512-mem3"/' | tee "$OUT/mode-512-mem3.txt"
+    REPORTS+=("$OUT/mode-512.txt" "$OUT/mode-mem3.txt" "$OUT/mode-512-mem3.txt")
+fi
+
+log "report"
+python3 scripts/bench_report.py "${REPORTS[@]}" | tee "$OUT/report.txt"
