@@ -252,6 +252,9 @@ fn run(
     reset_peak_rss()?;
     let mut steady = Totals::default();
     let mut ious: Vec<f64> = Vec::new();
+    // Masks empty in both runs (an object judged absent): they agree but say
+    // nothing about mask quality.
+    let mut both_empty = 0usize;
     let mut rss_at_warmup = 0;
     for (i, img) in frames.iter().enumerate() {
         let frame = Frame {
@@ -302,6 +305,8 @@ fn run(
             let plane = img.width * img.height;
             for (a, b) in flat.chunks(plane).zip(reference.chunks(plane)) {
                 ious.push(iou(a, b));
+                let empty = |m: &[u8]| m.iter().all(|v| *v == 0);
+                both_empty += usize::from(empty(a) && empty(b));
             }
         }
     }
@@ -338,8 +343,12 @@ fn run(
     if !ious.is_empty() {
         let mean = ious.iter().sum::<f64>() / ious.len() as f64;
         let min = ious.iter().copied().fold(f64::INFINITY, f64::min);
-        result["iou_vs_reference"] =
-            serde_json::json!({"mean": mean, "min": min, "masks": ious.len()});
+        result["iou_vs_reference"] = serde_json::json!({
+            "mean": mean,
+            "min": min,
+            "masks": ious.len(),
+            "both_empty": both_empty,
+        });
     }
     Ok(result)
 }

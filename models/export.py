@@ -287,6 +287,14 @@ def main(argv=None):
     src.add_argument("--checkpoint", help="official .pt checkpoint matching --config")
     src.add_argument("--random-weights", action="store_true", help="seeded random weights (tests/benchmarks)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--object-score-bias",
+        type=float,
+        default=0.0,
+        help="with --random-weights: add this to the object-score head's bias (benchmarks: plain "
+        "random weights judge every object absent, so masks are empty; a positive bias keeps "
+        "objects present so that the masks of speed modes can be compared)",
+    )
     ap.add_argument("--image-size", type=int, help="model input size (multiple of 64; default: the config's)")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--tol", type=float, default=1e-4, help="max abs diff allowed in the checks")
@@ -313,6 +321,10 @@ def main(argv=None):
         seed=args.seed if args.random_weights else None,
         add_all_frames_to_correct_as_cond=not args.corrections_not_cond,
     )
+    if args.object_score_bias:
+        if not args.random_weights:
+            ap.error("--object-score-bias is for --random-weights only")
+        G.bias_object_scores(model, args.object_score_bias)
     nparams = sum(p.numel() for p in model.parameters())
     facts = G.model_facts(model)
     specs = G.graph_specs(facts)
@@ -355,7 +367,12 @@ def main(argv=None):
             "family": family,
             "sam2_1": family.endswith("sam2.1"),
             "weights": (
-                {"kind": "random", "seed": args.seed, "calibrated_for_golden": args.config == G.MICRO_CONFIG}
+                {
+                    "kind": "random",
+                    "seed": args.seed,
+                    "calibrated_for_golden": args.config == G.MICRO_CONFIG,
+                    **({"object_score_bias": args.object_score_bias} if args.object_score_bias else {}),
+                }
                 if args.random_weights
                 else {"kind": "checkpoint", "file": os.path.basename(args.checkpoint), "sha256": sha256(args.checkpoint)}
             ),

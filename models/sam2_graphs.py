@@ -223,6 +223,14 @@ OBJECT_SCORE_GAIN = 30.0
 OBJECT_SCORE_BIAS = -8.0
 
 
+@torch.no_grad()
+def bias_object_scores(model: torch.nn.Module, bias: float) -> None:
+    """Adds `bias` to the object-score logit (the last layer of pred_obj_score_head)."""
+    head = model.sam_mask_decoder.pred_obj_score_head
+    last = head.layers[-1] if hasattr(head, "layers") else head
+    last.bias.add_(bias)
+
+
 def _module_of(model, param_name):
     mod = model
     for part in param_name.split(".")[:-1]:

@@ -9,6 +9,10 @@
 #   BENCH_ELEMENT=1 scripts/bench.sh       # + the element in a 1080p pipeline vs the engine
 #   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 3 memory frames)
 #                                          #   with their mask IoU against exact mode
+#   BENCH_OFFICIAL=0 ...                   # skip the official predictor
+#   BENCH_OBJECT_SCORE_BIAS=10 ...         # export with objects kept present (random weights
+#                                          #   judge every object absent: empty masks, which
+#                                          #   agree trivially); for the modes' IoU
 #
 # Needs scripts/setup.sh --with-export-tools (.venv-models: torch + sam2 for the official
 # predictor and the export). The SAM 2.1 hiera-tiny model is exported with seeded random
@@ -41,15 +45,18 @@ die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 [ -f "$VIDEO" ] || die "no video at $VIDEO (set BENCH_VIDEO)"
 mkdir -p "$OUT"
 
+BIAS="${BENCH_OBJECT_SCORE_BIAS:-0}"
+SUFFIX=""
+if [ "$BIAS" != 0 ]; then SUFFIX="-bias$BIAS"; fi
 export_model() { # size dir
     if [ ! -f "$2/model.json" ]; then
-        log "exporting $CONFIG at $1 (random weights, seed 0) into $2"
+        log "exporting $CONFIG at $1 (random weights, seed 0, object score bias $BIAS) into $2"
         "$PY" models/export.py --config "$CONFIG" --random-weights --seed 0 \
-            --image-size "$1" --out "$2" >"$OUT/export-$1.log" 2>&1 \
+            --object-score-bias "$BIAS" --image-size "$1" --out "$2" >"$OUT/export-$1.log" 2>&1 \
             || { tail -n 20 "$OUT/export-$1.log" >&2; die "export failed"; }
     fi
 }
-MODEL_1024="$OUT/$CONFIG-1024"
+MODEL_1024="$OUT/$CONFIG-1024$SUFFIX"
 export_model 1024 "$MODEL_1024"
 
 FRAME_DIR="$OUT/frames"
@@ -83,35 +90,39 @@ log "building the benchmark (release)"
 cargo build --quiet --release -p gst-plugin-sam2 --example bench
 BENCH="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/examples/bench"
 
-log "official SAM2VideoPredictor (PyTorch), objects $OBJECTS"
-"$PY" models/bench_official.py --frames "$FRAME_DIR" --objects "$OBJECTS" --config "$CONFIG" \
-    --num-frames "$FRAMES" --warmup "$WARMUP" --flops | tee "$OUT/official.txt"
+REPORTS=()
+if [ "${BENCH_OFFICIAL:-1}" = 1 ]; then
+    log "official SAM2VideoPredictor (PyTorch), objects $OBJECTS"
+    "$PY" models/bench_official.py --frames "$FRAME_DIR" --objects "$OBJECTS" --config "$CONFIG" \
+        --num-frames "$FRAMES" --warmup "$WARMUP" --flops | tee "$OUT/official.txt"
+    REPORTS+=("$OUT/official.txt")
+fi
 
 log "sam2track engine, objects $OBJECTS"
 ELEMENT_ARGS=()
 if [ "${BENCH_ELEMENT:-0}" = 1 ]; then ELEMENT_ARGS=(--element --video "$VIDEO"); fi
 "$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
-    --warmup "$WARMUP" --matmul "$MATMUL" --save-masks "$OUT/masks-exact" "${ELEMENT_ARGS[@]}" \
-    | tee "$OUT/ours.txt"
+    --warmup "$WARMUP" --matmul "$MATMUL" --save-masks "$OUT/masks-exact$SUFFIX" "${ELEMENT_ARGS[@]}" \
+    | tee "$OUT/ours$SUFFIX.txt"
 
-REPORTS=("$OUT/official.txt" "$OUT/ours.txt")
+REPORTS+=("$OUT/ours$SUFFIX.txt")
 if [ "${BENCH_MODES:-0}" = 1 ]; then
-    MODEL_512="$OUT/$CONFIG-512"
+    MODEL_512="$OUT/$CONFIG-512$SUFFIX"
     export_model 512 "$MODEL_512"
     log "speed mode: 512 input"
     "$BENCH" --model "$MODEL_512" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
-        --warmup "$WARMUP" --reference "$OUT/masks-exact" | sed 's/"impl":"sam2track"/"impl":"sam2track-512"/' \
-        | tee "$OUT/mode-512.txt"
+        --warmup "$WARMUP" --reference "$OUT/masks-exact$SUFFIX" | sed 's/"impl":"sam2track"/"impl":"sam2track-512"/' \
+        | tee "$OUT/mode-512$SUFFIX.txt"
     log "speed mode: 3 memory frames"
     "$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
-        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact" \
-        | sed 's/"impl":"sam2track"/"impl":"sam2track-mem3"/' | tee "$OUT/mode-mem3.txt"
+        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact$SUFFIX" \
+        | sed 's/"impl":"sam2track"/"impl":"sam2track-mem3"/' | tee "$OUT/mode-mem3$SUFFIX.txt"
     log "speed mode: 512 input, 3 memory frames"
     "$BENCH" --model "$MODEL_512" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
-        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact" \
-        | sed 's/"impl":"sam2track"/"impl":"sam2track-512-mem3"/' | tee "$OUT/mode-512-mem3.txt"
-    REPORTS+=("$OUT/mode-512.txt" "$OUT/mode-mem3.txt" "$OUT/mode-512-mem3.txt")
+        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact$SUFFIX" \
+        | sed 's/"impl":"sam2track"/"impl":"sam2track-512-mem3"/' | tee "$OUT/mode-512-mem3$SUFFIX.txt"
+    REPORTS+=("$OUT/mode-512$SUFFIX.txt" "$OUT/mode-mem3$SUFFIX.txt" "$OUT/mode-512-mem3$SUFFIX.txt")
 fi
 
 log "report"
-python3 scripts/bench_report.py "${REPORTS[@]}" | tee "$OUT/report.txt"
+python3 scripts/bench_report.py "${REPORTS[@]}" | tee "$OUT/report$SUFFIX.txt"

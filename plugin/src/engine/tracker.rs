@@ -909,8 +909,14 @@ impl Tracker {
         todo: &[usize],
         cur: &Current,
     ) -> Result<Vec<HeadOutput>, TrackerError> {
-        let batch = self.memory_batch(todo, cur.index);
-        let embed = self.stages.attend(&cur.features, &batch)?;
+        // Memory attention one object at a time: its work is per object anyway
+        // (each attends to its own memory), and one object's attention
+        // matrices at a time keep the process's peak memory that of one object.
+        let mut embed = Vec::new();
+        for &i in todo {
+            let batch = self.memory_batch(&[i], cur.index);
+            embed.extend(self.stages.attend(&cur.features, &batch)?);
+        }
         let b = todo.len();
         let l = self.dims.l;
         let prompts = PromptBatch {

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MPL-2.0
+"""Summarise the RESULT lines of scripts/bench.sh (standard library only).
+
+  python3 scripts/bench_report.py target/bench/official.txt target/bench/ours.txt [modes...]
+
+Prints, per object count: ms/frame of the official predictor and of each sam2track run,
+their ratio official/ours, ms per stage, achieved GFLOP/s of the heavy stages against the
+fp32 matmul throughput measured in the same run, peak RSS, and for the speed modes their
+mask IoU against exact mode.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+STAGES = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder", "other")
+SHORT = {"image_encoder": "enc", "memory_attention": "attn", "mask_decoder": "dec", "memory_encoder": "memenc", "other": "other"}
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("RESULT "):
+                    rows.append(json.loads(line[len("RESULT ") :]))
+    return rows
+
+
+def main(paths) -> int:
+    rows = load(paths)
+    flops = next((r for r in rows if r.get("impl") == "flops"), None)
+    peaks = {}
+    for r in rows:
+        if "matmul_gflops" in r:
+            peaks[r["impl"]] = [p for p in r["matmul_gflops"] if p]
+    runs = [r for r in rows if "ms_per_frame" in r]
+    element = [r for r in rows if r.get("impl") == "sam2track-element"]
+    official = {r["objects"]: r for r in runs if r["impl"] == "official"}
+    peak = max((max(v) for v in peaks.values() if v), default=None)
+
+    print("fp32 matmul 4096^3 (GFLOP/s, before/after): " + ", ".join(f"{k}: " + "/".join(f"{p:.0f}" for p in v) for k, v in peaks.items()))
+    if peak:
+        print(f"peak used below: {peak:.0f} GFLOP/s (the best of all)")
+    print()
+    header = f"{'impl':<22}{'obj':>4}{'ms/frame':>10}{'vs official':>12}  " + " ".join(f"{SHORT[s]:>7}" for s in STAGES) + f"{'peak RSS MiB':>14}{'IoU mean/min':>16}  vs exact"
+    print(header)
+    print("-" * len(header))
+    for r in sorted(runs, key=lambda r: (r["objects"], r["impl"] != "official", r["impl"])):
+        o = official.get(r["objects"])
+        ratio = f"{o['ms_per_frame'] / r['ms_per_frame']:.2f}x" if o and r["impl"] != "official" else ""
+        iou = r.get("iou_vs_reference")
+        iou_s = f"{iou['mean']:.3f}/{iou['min']:.3f}" if iou else ""
+        if iou and iou.get("both_empty"):
+            iou_s += f" ({iou['both_empty']}/{iou['masks']} empty)"
+        stages = " ".join(f"{r['stages_ms'][s]:7.0f}" for s in STAGES)
+        print(f"{r['impl']:<22}{r['objects']:>4}{r['ms_per_frame']:>10.0f}{ratio:>12}  {stages}{r['peak_rss_mib']:>14.0f}  {iou_s}")
+    if flops and peak:
+        print()
+        print("achieved GFLOP/s of the heavy stages (FLOPs per object-frame at the steady state counted")
+        print(f"by torch's FlopCounterMode: {flops['memories']} memories, {flops['pointers']} pointers)")
+        for r in sorted(runs, key=lambda r: (r["objects"], r["impl"])):
+            if r.get("image_size") != 1024 or r.get("memory_frames") not in (None,):
+                continue
+            kind = "official" if r["impl"] == "official" else "ours"
+            n = r["objects"]
+            enc = flops[kind]["image_encoder"] / (r["stages_ms"]["image_encoder"] / 1e3) / 1e9
+            att_flops = flops[kind]["memory_attention"] * n
+            att = att_flops / (r["stages_ms"]["memory_attention"] / 1e3) / 1e9
+            eff = flops["official"]["memory_attention"] * n / (r["stages_ms"]["memory_attention"] / 1e3) / 1e9
+            print(
+                f"  {r['impl']:<20} {n} obj: encoder {enc:5.0f} GFLOP/s ({enc / peak:4.0%} of peak), "
+                f"memory attention {att:5.0f} GFLOP/s ({att / peak:4.0%}; {flops[kind]['memory_attention'] / 1e9:.0f} GFLOP/object)"
+                + (f", {eff:5.0f} official-FLOP/s" if kind == "ours" else "")
+            )
+    for e in element:
+        print()
+        print(
+            f"element at {e['input']}: {e['element_ms_per_frame']:.0f} ms/frame in the pipeline "
+            f"(decode alone {e['decode_ms_per_frame']:.0f}), engine alone {e['engine_ms_per_frame']:.0f} ms/frame: "
+            f"overhead {e['overhead']:+.1%} over {e['frames']} frames"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
