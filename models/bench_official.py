@@ -148,6 +148,12 @@ def main(argv=None) -> int:
     ap.add_argument("--num-frames", type=int, default=0, help="frames used (0: all in the folder)")
     ap.add_argument("--warmup", type=int, default=8, help="frames before the steady state")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--object-score-bias",
+        type=float,
+        default=0.0,
+        help="added to the object-score head's bias, as export.py --object-score-bias does",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--flops", action="store_true", help="also count FLOPs per stage (official and ours)")
     args = ap.parse_args(argv)
@@ -171,6 +177,8 @@ def main(argv=None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, _ = G.build_model(args.config, image_size=args.image_size, seed=args.seed)
+        if args.object_score_bias:
+            G.bias_object_scores(model, args.object_score_bias)
     if args.flops:
         steady_ptrs = min(max(args.warmup, 1), model.max_obj_ptrs_in_encoder)
         print("RESULT " + json.dumps({"impl": "flops", **count_flops(model, steady_ptrs)}), flush=True)

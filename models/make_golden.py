@@ -6,6 +6,7 @@
 
 What it writes
   tests/fixtures/micro/            the micro SAM 2.1 model exported by export.py (seed 0)
+  tests/fixtures/micro-int8/       its int8 variant (quantize.py; tests/engine_parity.rs)
   tests/fixtures/golden/frames/    N real frames of bedroom.mp4 (every 3rd), RGB PNG, frame size
   tests/fixtures/golden/inputs/    the same frames as the official loader prepares them
                                    (PIL resize to S x S, uint8 RGB PNG); normalising them
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -352,6 +354,10 @@ def main(argv=None):
     rc = E.main(["--config", "micro", "--random-weights", "--seed", str(SEED), "--out", model_dir])
     if rc != 0:
         raise SystemExit("micro export failed its checks")
+    import quantize
+
+    shutil.rmtree(model_dir + "-int8", ignore_errors=True)
+    quantize.main(["--model", model_dir, "--out", model_dir + "-int8"])
 
     os.makedirs(golden_dir, exist_ok=True)
     frames_dir = os.path.join(golden_dir, "frames")

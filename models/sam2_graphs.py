@@ -12,6 +12,7 @@ This file is our own; it depends on the published `sam2` package (Apache-2.0) at
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from importlib import resources
 
@@ -317,15 +318,49 @@ def host_constants(model) -> dict:
 # ---------------------------------------------------------------------------------------
 
 
-class ImageEncoderGraph(torch.nn.Module):
-    """image [1,3,S,S] (normalised RGB) -> high-res features, stride-16 features + PE."""
+# Query rows per block of the image encoder's global-attention layers (Hiera blocks
+# with window size 0: at 1024 input they attend over all 64 x 64 tokens, and a full
+# attention matrix is heads x 4096 x 4096 fp32 = 268 MB, plus as much for its softmax).
+# 0: no chunking.
+ENCODER_QUERY_CHUNK = 512
 
-    def __init__(self, model):
+
+def _global_attention(attn, x, chunk):
+    """hieradet.MultiScaleAttention.forward of a global block (no q pooling) with the
+    attention done `chunk` query rows at a time (see _attend); same values."""
+    B, H, W, _ = x.shape
+    qkv = attn.qkv(x).reshape(B, H * W, 3, attn.num_heads, -1)
+    q, k, v = (t.transpose(1, 2) for t in torch.unbind(qkv, 2))
+    q = q * (1.0 / math.sqrt(q.shape[-1]))
+    out = _attend(q, k, v, chunk)
+    return attn.proj(out.transpose(1, 2).reshape(B, H, W, -1))
+
+
+class ImageEncoderGraph(torch.nn.Module):
+    """image [1,3,S,S] (normalised RGB) -> high-res features, stride-16 features + PE.
+
+    The Hiera trunk's global-attention blocks attend in query chunks (ENCODER_QUERY_CHUNK)
+    so that the graph never holds a full token x token attention matrix: the same values,
+    a fraction of the peak memory. The model is left as it was after each call."""
+
+    def __init__(self, model, query_chunk: int = ENCODER_QUERY_CHUNK):
         super().__init__()
         self.model = model
+        self.query_chunk = query_chunk
 
     def forward(self, image):
-        out = self.model.forward_image(image)
+        patched = [
+            blk.attn
+            for blk in self.model.image_encoder.trunk.blocks
+            if self.query_chunk and blk.window_size == 0 and blk.attn.q_pool is None
+        ]
+        try:
+            for attn in patched:
+                attn.forward = functools.partial(_global_attention, attn, chunk=self.query_chunk)
+            out = self.model.forward_image(image)
+        finally:
+            for attn in patched:
+                del attn.forward
         fpn = out["backbone_fpn"]
         pos = out["vision_pos_enc"]
         return fpn[0], fpn[1], fpn[-1], pos[-1]

@@ -7,12 +7,17 @@
 #   scripts/bench.sh                       # 1, 2, 4, 8 objects, 12 frames at 1024
 #   BENCH_OBJECTS=1,4 BENCH_FRAMES=10 scripts/bench.sh
 #   BENCH_ELEMENT=1 scripts/bench.sh       # + the element in a 1080p pipeline vs the engine
-#   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 3 memory frames)
-#                                          #   with their mask IoU against exact mode
+#   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 2-3 memory frames,
+#                                          #   int8 graphs from models/quantize.py) with their
+#                                          #   mask IoU against exact mode
+#   BENCH_MODE_OBJECTS=1,4 ...             # object counts of the speed modes (default: all)
 #   BENCH_OFFICIAL=0 ...                   # skip the official predictor
-#   BENCH_OBJECT_SCORE_BIAS=10 ...         # export with objects kept present (random weights
-#                                          #   judge every object absent: empty masks, which
-#                                          #   agree trivially); for the modes' IoU
+#   BENCH_OBJECT_SCORE_BIAS=0 ...          # plain random weights (default 10: the object-score
+#                                          #   head's bias is raised on both sides so objects
+#                                          #   stay present; plain random weights judge every
+#                                          #   object absent and the masks are empty, which
+#                                          #   makes the modes' IoU meaningless; the compute
+#                                          #   is the same either way)
 #
 # Needs scripts/setup.sh --with-export-tools (.venv-models: torch + sam2 for the official
 # predictor and the export). The SAM 2.1 hiera-tiny model is exported with seeded random
@@ -45,15 +50,28 @@ die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 [ -f "$VIDEO" ] || die "no video at $VIDEO (set BENCH_VIDEO)"
 mkdir -p "$OUT"
 
-BIAS="${BENCH_OBJECT_SCORE_BIAS:-0}"
+BIAS="${BENCH_OBJECT_SCORE_BIAS:-10}"
 SUFFIX=""
 if [ "$BIAS" != 0 ]; then SUFFIX="-bias$BIAS"; fi
+# Exports are redone when the export tool changed since (its sources' hash in a stamp).
+TOOL_STAMP="$(cat models/export.py models/sam2_graphs.py models/quantize.py | sha256sum | cut -c1-16)"
 export_model() { # size dir
-    if [ ! -f "$2/model.json" ]; then
+    if [ ! -f "$2/model.json" ] || [ "$(cat "$2/.tool-stamp" 2>/dev/null)" != "$TOOL_STAMP" ]; then
         log "exporting $CONFIG at $1 (random weights, seed 0, object score bias $BIAS) into $2"
+        rm -rf "$2"
         "$PY" models/export.py --config "$CONFIG" --random-weights --seed 0 \
             --object-score-bias "$BIAS" --image-size "$1" --out "$2" >"$OUT/export-$1.log" 2>&1 \
             || { tail -n 20 "$OUT/export-$1.log" >&2; die "export failed"; }
+        echo "$TOOL_STAMP" >"$2/.tool-stamp"
+    fi
+}
+quantize_model() { # fp32-dir int8-dir
+    if [ ! -f "$2/model.json" ] || [ "$(cat "$2/.tool-stamp" 2>/dev/null)" != "$TOOL_STAMP" ]; then
+        log "quantising $1 into $2 (int8 image encoder + memory attention)"
+        rm -rf "$2"
+        "$PY" models/quantize.py --model "$1" --out "$2" >"$OUT/quantize.log" 2>&1 \
+            || { tail -n 20 "$OUT/quantize.log" >&2; die "quantisation failed"; }
+        echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
 }
 MODEL_1024="$OUT/$CONFIG-1024$SUFFIX"
@@ -94,7 +112,7 @@ REPORTS=()
 if [ "${BENCH_OFFICIAL:-1}" = 1 ]; then
     log "official SAM2VideoPredictor (PyTorch), objects $OBJECTS"
     "$PY" models/bench_official.py --frames "$FRAME_DIR" --objects "$OBJECTS" --config "$CONFIG" \
-        --num-frames "$FRAMES" --warmup "$WARMUP" --flops | tee "$OUT/official.txt"
+        --num-frames "$FRAMES" --warmup "$WARMUP" --object-score-bias "$BIAS" --flops | tee "$OUT/official.txt"
     REPORTS+=("$OUT/official.txt")
 fi
 
@@ -107,21 +125,26 @@ if [ "${BENCH_ELEMENT:-0}" = 1 ]; then ELEMENT_ARGS=(--element --video "$VIDEO")
 
 REPORTS+=("$OUT/ours$SUFFIX.txt")
 if [ "${BENCH_MODES:-0}" = 1 ]; then
+    MODE_OBJECTS="${BENCH_MODE_OBJECTS:-$OBJECTS}"
     MODEL_512="$OUT/$CONFIG-512$SUFFIX"
+    MODEL_INT8="$OUT/$CONFIG-1024$SUFFIX-int8"
     export_model 512 "$MODEL_512"
-    log "speed mode: 512 input"
-    "$BENCH" --model "$MODEL_512" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
-        --warmup "$WARMUP" --reference "$OUT/masks-exact$SUFFIX" | sed 's/"impl":"sam2track"/"impl":"sam2track-512"/' \
-        | tee "$OUT/mode-512$SUFFIX.txt"
-    log "speed mode: 3 memory frames"
-    "$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
-        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact$SUFFIX" \
-        | sed 's/"impl":"sam2track"/"impl":"sam2track-mem3"/' | tee "$OUT/mode-mem3$SUFFIX.txt"
-    log "speed mode: 512 input, 3 memory frames"
-    "$BENCH" --model "$MODEL_512" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
-        --warmup "$WARMUP" --memory-frames 3 --reference "$OUT/masks-exact$SUFFIX" \
-        | sed 's/"impl":"sam2track"/"impl":"sam2track-512-mem3"/' | tee "$OUT/mode-512-mem3$SUFFIX.txt"
-    REPORTS+=("$OUT/mode-512$SUFFIX.txt" "$OUT/mode-mem3$SUFFIX.txt" "$OUT/mode-512-mem3$SUFFIX.txt")
+    quantize_model "$MODEL_1024" "$MODEL_INT8"
+    mode() { # name model extra-args...
+        local name="$1" model="$2"
+        shift 2
+        log "speed mode: $name"
+        "$BENCH" --model "$model" --frames "$FRAME_DIR" --objects "$MODE_OBJECTS" --num-frames "$FRAMES" \
+            --warmup "$WARMUP" --reference "$OUT/masks-exact$SUFFIX" "$@" \
+            | sed "s/\"impl\":\"sam2track\"/\"impl\":\"sam2track-$name\"/" | tee "$OUT/mode-$name$SUFFIX.txt"
+        REPORTS+=("$OUT/mode-$name$SUFFIX.txt")
+    }
+    mode mem3 "$MODEL_1024" --memory-frames 3
+    mode int8 "$MODEL_INT8"
+    mode int8-mem3 "$MODEL_INT8" --memory-frames 3
+    mode int8-mem2 "$MODEL_INT8" --memory-frames 2
+    mode 512 "$MODEL_512"
+    mode 512-mem3 "$MODEL_512" --memory-frames 3
 fi
 
 log "report"

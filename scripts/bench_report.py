@@ -62,8 +62,8 @@ def main(paths) -> int:
         print("achieved GFLOP/s of the heavy stages (FLOPs per object-frame at the steady state counted")
         print(f"by torch's FlopCounterMode: {flops['memories']} memories, {flops['pointers']} pointers)")
         for r in sorted(runs, key=lambda r: (r["objects"], r["impl"])):
-            if r.get("image_size") != 1024 or r.get("memory_frames") not in (None,):
-                continue
+            if r["impl"] not in ("official", "sam2track"):
+                continue  # the exact fp32 runs only
             kind = "official" if r["impl"] == "official" else "ours"
             n = r["objects"]
             enc = flops[kind]["image_encoder"] / (r["stages_ms"]["image_encoder"] / 1e3) / 1e9
@@ -78,10 +78,25 @@ def main(paths) -> int:
     for e in element:
         print()
         print(
-            f"element at {e['input']}: {e['element_ms_per_frame']:.0f} ms/frame in the pipeline "
-            f"(decode alone {e['decode_ms_per_frame']:.0f}), engine alone {e['engine_ms_per_frame']:.0f} ms/frame: "
-            f"overhead {e['overhead']:+.1%} over {e['frames']} frames"
+            f"element (output={e['output']}) at {e['input']}: {e['element_ms_per_frame']:.0f} ms/frame from its "
+            f"sink pad to its source pad, engine alone on the same frames {e['engine_ms_per_frame']:.0f} ms/frame: "
+            f"overhead {e['overhead']:+.1%} (frames {e['frames'] - e['steady_frames']}..{e['frames'] - 1}, "
+            f"best of {e['passes']} alternating passes; per pass element "
+            + "/".join(f"{v:.0f}" for v in e["element_ms_per_pass"])
+            + ", engine "
+            + "/".join(f"{v:.0f}" for v in e["engine_ms_per_pass"])
+            + ")"
         )
+        if "own_overhead" in e:
+            print(
+                f"  within the element passes, frame by frame: engine {e['engine_in_element_ms_per_frame']:.0f} ms, "
+                f"the element's own work {e['element_own_ms_per_frame']:.1f} ms = {e['own_overhead']:+.1%} over the engine"
+            )
+        if "host_ms" in e:
+            print(
+                "  the element's own work at that size, best of 5: "
+                + ", ".join(f"{k} {v:.1f} ms" for k, v in e["host_ms"].items())
+            )
     return 0
 
 

@@ -389,6 +389,9 @@ fn output_modes_and_messages() {
     for (t, s) in messages.iter().enumerate() {
         assert_eq!(s.get::<u64>("frame-number").unwrap(), t as u64);
         assert_eq!(s.get::<gst::Array>("objects").unwrap().len(), 2);
+        // the engine ran on every frame (sync mode): its time is reported
+        let inference = s.get::<gst::ClockTime>("inference-time").unwrap();
+        assert!(inference > gst::ClockTime::ZERO, "frame {t}: {inference}");
     }
     // output is mutable while playing
     element.set_property_from_str("output", "both");

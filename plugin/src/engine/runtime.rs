@@ -288,15 +288,18 @@ impl OrtRuntime {
 }
 
 /// Registers one CPU memory arena in the environment for every session
-/// created with `session.use_env_allocators` (see `engine::model`), growing
-/// by what is requested rather than to the next power of two.
+/// created with `session.use_env_allocators` (see `engine::model`).
 ///
 /// By default each session has its own arena, and an arena keeps the largest
 /// set of intermediate tensors its graph ever needed, rounded up: four graphs
 /// (one run after the other) then hold the sum of their peaks. Shared, they
 /// hold about the largest single one. Without an arena at all, large tensors
 /// come fresh from the system on every run (page faults on hundreds of MB a
-/// frame: measured ~1.8x slower memory attention), so an arena it is.
+/// frame: measured ~1.8x slower memory attention), so an arena it is. It
+/// grows by powers of two (ONNX Runtime's default): measured at 1024 input,
+/// 1 object, peak RSS 754 MiB against 933 MiB growing by exactly what is
+/// requested (regions cut to one request's size fragment: a later, larger
+/// request cannot reuse them), at the same speed.
 fn register_shared_cpu_arena(environment: &ort::environment::Environment) -> bool {
     use ort::AsPointer;
     use std::ptr;
@@ -316,7 +319,7 @@ fn register_shared_cpu_arena(environment: &ort::environment::Environment) -> boo
             }
         };
         let keys = [c"arena_extend_strategy".as_ptr()];
-        let values = [1usize]; // kSameAsRequested
+        let values = [0usize]; // kNextPowerOfTwo
         let mut cfg: *mut ort::sys::OrtArenaCfg = ptr::null_mut();
         if !ok((api.CreateArenaCfgV2)(
             keys.as_ptr(),

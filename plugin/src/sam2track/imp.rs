@@ -1500,6 +1500,10 @@ impl Sam2Track {
             }
             state.rendered.as_ref().expect("just set")
         });
+        // the engine's time on the frame the masks come from
+        let inference_time = rendered.map_or(gst::ClockTime::ZERO, |r| {
+            gst::ClockTime::from_nseconds(r.outcome.engine.as_nanos() as u64)
+        });
         let (computed, objects) = match rendered {
             None => (number, Vec::new()),
             Some(r) => {
@@ -1607,6 +1611,7 @@ impl Sam2Track {
                 .field("computed-frame-number", frame.computed_frame_number)
                 .field("stale", frame.stale)
                 .field("timestamp", buf.pts())
+                .field("inference-time", inference_time)
                 .field(
                     "objects",
                     gst::Array::new(frame.objects.iter().map(|o| {

@@ -409,6 +409,45 @@ pub fn draw(
     }
 }
 
+/// Per-byte terms of [`Yuv::to_rgb`] (×255), so that a pixel is three sums:
+/// R = y + rv, G = y + gu + gv, B = y + bu.
+struct YuvTables {
+    y: [f32; 256],
+    rv: [f32; 256],
+    gu: [f32; 256],
+    gv: [f32; 256],
+    bu: [f32; 256],
+}
+
+impl YuvTables {
+    fn new(m: Yuv) -> YuvTables {
+        let (ys, yo, cs) = if m.full_range {
+            (255.0, 0.0, 255.0)
+        } else {
+            (219.0, 16.0, 224.0)
+        };
+        let kg = 1.0 - m.kr - m.kb;
+        let table = |f: &dyn Fn(f32) -> f32| std::array::from_fn(|i| f(i as f32) * 255.0);
+        let c = |v: f32| (v - 128.0) / cs;
+        YuvTables {
+            y: table(&|v| (v - yo) / ys),
+            rv: table(&|v| 2.0 * (1.0 - m.kr) * c(v)),
+            bu: table(&|v| 2.0 * (1.0 - m.kb) * c(v)),
+            gu: table(&|v| -m.kb * 2.0 * (1.0 - m.kb) * c(v) / kg),
+            gv: table(&|v| -m.kr * 2.0 * (1.0 - m.kr) * c(v) / kg),
+        }
+    }
+
+    #[inline(always)]
+    fn pixel(&self, y: u8, u: u8, v: u8, out: &mut [u8]) {
+        let l = self.y[y as usize];
+        let byte = |x: f32| (x + 0.5).clamp(0.0, 255.0) as u8;
+        out[0] = byte(l + self.rv[v as usize]);
+        out[1] = byte(l + self.gu[u as usize] + self.gv[v as usize]);
+        out[2] = byte(l + self.bu[u as usize]);
+    }
+}
+
 /// Converts an NV12 or I420 frame to packed RGB (chroma: nearest sample).
 pub fn yuv_to_rgb(
     layout: Layout,
@@ -418,22 +457,38 @@ pub fn yuv_to_rgb(
     planes: &[&[u8]],
     strides: &[usize],
 ) -> Vec<u8> {
+    let t = YuvTables::new(yuv);
     let mut out = vec![0u8; width * height * 3];
-    for y in 0..height {
-        for x in 0..width {
-            let luma = planes[0][y * strides[0] + x];
-            let (u, v) = match layout {
-                Layout::Nv12 => {
-                    let o = (y / 2) * strides[1] + (x / 2) * 2;
-                    (planes[1][o], planes[1][o + 1])
+    for (y, out_row) in out.chunks_exact_mut(width * 3).enumerate() {
+        let luma = &planes[0][y * strides[0]..][..width];
+        let chroma = |p: usize| &planes[p][(y / 2) * strides[p]..];
+        match layout {
+            Layout::Nv12 => {
+                let uv = chroma(1);
+                for ((px, l), uv) in out_row
+                    .chunks_mut(6)
+                    .zip(luma.chunks(2))
+                    .zip(uv.chunks_exact(2))
+                {
+                    for (px, l) in px.chunks_exact_mut(3).zip(l) {
+                        t.pixel(*l, uv[0], uv[1], px);
+                    }
                 }
-                _ => (
-                    planes[1][(y / 2) * strides[1] + x / 2],
-                    planes[2][(y / 2) * strides[2] + x / 2],
-                ),
-            };
-            let p = (y * width + x) * 3;
-            out[p..p + 3].copy_from_slice(&yuv.to_rgb(luma, u, v));
+            }
+            _ => {
+                let (u, v) = (chroma(1), chroma(2));
+                // two pixels per chroma sample
+                for (((px, l), u), v) in out_row
+                    .chunks_mut(6)
+                    .zip(luma.chunks(2))
+                    .zip(u.iter())
+                    .zip(v.iter())
+                {
+                    for (px, l) in px.chunks_exact_mut(3).zip(l) {
+                        t.pixel(*l, *u, *v, px);
+                    }
+                }
+            }
         }
     }
     out
@@ -454,6 +509,41 @@ mod tests {
                         (i32::from(*a) - i32::from(b)).abs() <= 3,
                         "{c:06x}: {back:?}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn yuv_frame_conversion_matches_per_pixel() {
+        // 3x2 I420 and NV12 frames: every pixel as Yuv::to_rgb gives it (±1)
+        let luma = [16u8, 80, 235, 0, 128, 255];
+        let (u, v) = ([60u8, 200], [240u8, 30]);
+        let uv = [60u8, 240, 200, 30];
+        for m in [
+            Yuv::BT601,
+            Yuv::BT709,
+            Yuv {
+                full_range: true,
+                ..Yuv::BT709
+            },
+        ] {
+            for (layout, planes, strides) in [
+                (Layout::I420, vec![&luma[..], &u[..], &v[..]], vec![3, 2, 2]),
+                (Layout::Nv12, vec![&luma[..], &uv[..]], vec![3, 4]),
+            ] {
+                let rgb = yuv_to_rgb(layout, m, 3, 2, &planes, &strides);
+                for p in 0..6 {
+                    let x = p % 3;
+                    let want = m.to_rgb(luma[p], u[x / 2], v[x / 2]);
+                    for c in 0..3 {
+                        let got = rgb[p * 3 + c];
+                        assert!(
+                            (i32::from(got) - i32::from(want[c])).abs() <= 1,
+                            "{layout:?} {m:?} pixel {p}: {:?} vs {want:?}",
+                            &rgb[p * 3..p * 3 + 3]
+                        );
+                    }
                 }
             }
         }

@@ -67,8 +67,12 @@ pub struct Outcome {
     pub threshold: f32,
     pub non_overlap: bool,
     pub objects: Vec<ObjectResult>,
-    /// Time spent in the engine (0 when the frame needed no inference).
+    /// Time spent on the frame by the inference thread (0 when the frame
+    /// needed no inference), the testing `delay` included.
     pub elapsed: Duration,
+    /// Of which in the engine proper: pre-processing, prompts, the graphs,
+    /// frame-size masks (not the conversion of YUV frames to RGB).
+    pub engine: Duration,
     /// Of which in each graph.
     pub times: StageTimes,
     /// Flush epoch the frame belongs to.
@@ -359,6 +363,7 @@ fn process(
         non_overlap: options.non_overlap,
         objects: Vec::new(),
         elapsed: Duration::ZERO,
+        engine: Duration::ZERO,
         times: StageTimes::default(),
         epoch: 0,
     };
@@ -441,6 +446,7 @@ fn process(
             }
         }
     };
+    let engine_start = Instant::now();
     tracker
         .begin_frame(&engine_frame)
         .map_err(|err| format!("frame {number}: {err}"))?;
@@ -518,6 +524,7 @@ fn process(
         })
         .collect();
     empty.times = tracker.take_stage_times();
+    empty.engine = engine_start.elapsed();
     if !options.delay.is_zero() {
         std::thread::sleep(options.delay);
     }

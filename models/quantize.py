@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Make an int8 variant of an exported model directory (a speed mode for CPUs).
+
+  python models/quantize.py --model models/sam2.1_hiera_t --out models/sam2.1_hiera_t-int8
+
+Copies the model directory and rewrites the heavy graphs (by default the image encoder
+and the memory attention) with ONNX Runtime's dynamic quantisation: the weights of every
+MatMul/Gemm whose second input is a constant become int8 (per output channel), the
+activations are quantised to uint8 per tensor at run time, and the products run on the
+CPU's integer dot-product units (AVX-512 VNNI / AVX-VNNI / AVX2). Products of two
+activations (the attention matrices) stay fp32: quantising them cost far more accuracy
+for no speed here. The graphs keep the inputs and outputs of models/CONTRACT.md, so the
+engine and the element load the result like any other model directory; model.json gets
+the new sha256 and a `precision` of "int8-dynamic" on each rewritten graph.
+
+The fidelity cost is printed here per output on random inputs (max abs diff against the
+fp32 graph) and measured on real frames by scripts/bench.sh (BENCH_MODES=1: mask IoU
+against the exact model). Needs onnx + onnxruntime (the export venv has both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+QUANTIZABLE = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
+DEFAULT_GRAPHS = ("image_encoder", "memory_attention")
+PRECISION = "int8-dynamic"
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def quantize(src: str, dst: str) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    ir_version = onnx.load(src, load_external_data=False).ir_version
+    quantize_dynamic(
+        src,
+        dst,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        extra_options={"MatMulConstBOnly": True},
+    )
+    # keep the IR version of the source (newer onnx packages write versions that older
+    # ONNX Runtime builds refuse)
+    q = onnx.load(dst)
+    if q.ir_version != ir_version:
+        q.ir_version = ir_version
+        onnx.save(q, dst)
+
+
+def compare(name: str, fp32: str, int8: str, manifest: dict, log) -> dict:
+    """Max abs diff per output of the int8 graph against the fp32 one, and the largest
+    |value| of the fp32 output (for scale), on the export tool's example inputs."""
+    import onnxruntime as ort
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import sam2_graphs as G
+
+    spec = G.graph_specs(manifest)[name]
+    sizes = {"B": 2, "N": 3, "Nm": 3, "P": 4, "S": manifest["image_size"]}
+    inputs = {k: v.numpy() for k, v in G.example_inputs(spec, seed=7, sizes=sizes).items()}
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    outs = [ort.InferenceSession(p, so, providers=["CPUExecutionProvider"]).run(None, inputs) for p in (fp32, int8)]
+    result = {}
+    for (oname, _, _), ref, got in zip(spec["outputs"], *outs):
+        diff = float(np.abs(got.astype(np.float64) - ref).max())
+        scale = float(np.abs(ref).max())
+        result[oname] = {"max_abs_diff": diff, "max_abs_fp32": scale}
+        log(f"  {name}.{oname}: max abs diff {diff:.3g} (fp32 values up to {scale:.3g})")
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="model directory written by export.py")
+    ap.add_argument("--out", required=True, help="output directory (created; must not be --model)")
+    ap.add_argument(
+        "--graphs",
+        default=",".join(DEFAULT_GRAPHS),
+        help=f"comma-separated graphs to quantise, of {','.join(QUANTIZABLE)} (default: %(default)s)",
+    )
+    ap.add_argument("--skip-check", action="store_true", help="do not compare with the fp32 graphs")
+    args = ap.parse_args(argv)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+
+    graphs = [g for g in args.graphs.split(",") if g]
+    unknown = [g for g in graphs if g not in QUANTIZABLE]
+    if unknown or not graphs:
+        ap.error(f"--graphs: unknown {unknown}, choose from {QUANTIZABLE}")
+    if os.path.abspath(args.model) == os.path.abspath(args.out):
+        ap.error("--out must differ from --model")
+    with open(os.path.join(args.model, "model.json")) as f:
+        manifest = json.load(f)
+    for g in graphs:
+        if manifest["graphs"][g].get("precision", "fp32") != "fp32":
+            ap.error(f"{g} in {args.model} is already {manifest['graphs'][g]['precision']}")
+
+    os.makedirs(args.out, exist_ok=True)
+    checks = {}
+    for name, entry in manifest["graphs"].items():
+        src = os.path.join(args.model, entry["file"])
+        dst = os.path.join(args.out, entry["file"])
+        if name in graphs:
+            t = time.time()
+            quantize(src, dst)
+            log(
+                f"quantised {entry['file']}: {os.path.getsize(src) / 1e6:.1f} -> "
+                f"{os.path.getsize(dst) / 1e6:.1f} MB ({time.time() - t:.1f} s)"
+            )
+            if not args.skip_check:
+                checks[name] = compare(name, src, dst, manifest, log)
+            entry["precision"] = PRECISION
+            entry["sha256"] = sha256(dst)
+        else:
+            shutil.copyfile(src, dst)
+    import onnxruntime
+
+    manifest.setdefault("export", {})["quantization"] = {
+        "method": "onnxruntime.quantization.quantize_dynamic",
+        "weights": "int8, per output channel",
+        "activations": "uint8, per tensor, at run time",
+        "ops": "MatMul/Gemm with a constant second input",
+        "graphs": graphs,
+        "onnxruntime": onnxruntime.__version__,
+        "checks": checks,
+    }
+    with open(os.path.join(args.out, "model.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
