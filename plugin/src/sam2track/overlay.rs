@@ -139,27 +139,36 @@ pub fn label_map(masks: &[&[u8]], width: usize, height: usize) -> Vec<u8> {
 pub fn edges(labels: &[u8], w: usize, h: usize, width: u32) -> Vec<bool> {
     let r = width as usize;
     let mut out = vec![false; w * h];
-    if r == 0 {
+    if r == 0 || w == 0 {
         return out;
     }
-    for y in 0..h {
-        for x in 0..w {
-            let l = labels[y * w + x];
-            if l == 0 {
-                continue;
+    // whole-row comparisons with the rows and columns d = 1..=r away (they
+    // vectorise; a pixel-by-pixel neighbourhood walk does not)
+    let differ = |out: &mut [bool], a: &[u8], b: &[u8]| {
+        for ((e, x), y) in out.iter_mut().zip(a).zip(b) {
+            *e |= x != y;
+        }
+    };
+    for (y, (row, o)) in labels
+        .chunks_exact(w)
+        .zip(out.chunks_exact_mut(w))
+        .take(h)
+        .enumerate()
+    {
+        for d in 1..=r.min(w - 1) {
+            differ(&mut o[d..], &row[d..], &row[..w - d]);
+            differ(&mut o[..w - d], &row[..w - d], &row[d..]);
+        }
+        for d in 1..=r {
+            if y >= d {
+                differ(o, row, &labels[(y - d) * w..][..w]);
             }
-            let mut edge = false;
-            for d in 1..=r {
-                if (x >= d && labels[y * w + x - d] != l)
-                    || (x + d < w && labels[y * w + x + d] != l)
-                    || (y >= d && labels[(y - d) * w + x] != l)
-                    || (y + d < h && labels[(y + d) * w + x] != l)
-                {
-                    edge = true;
-                    break;
-                }
+            if y + d < h {
+                differ(o, row, &labels[(y + d) * w..][..w]);
             }
-            out[y * w + x] = edge;
+        }
+        for (e, l) in o.iter_mut().zip(row) {
+            *e &= *l != 0;
         }
     }
     out
@@ -218,6 +227,14 @@ fn blur_channel(
     out
 }
 
+/// [`blend`] of every byte with each colour component, looked up per pixel:
+/// `[object][component][byte]`.
+fn blend_tables(cols: &[[u8; 3]], a: f32) -> Vec<[[u8; 256]; 3]> {
+    cols.iter()
+        .map(|col| col.map(|c| std::array::from_fn(|v| blend(v as u8, c, a))))
+        .collect()
+}
+
 #[inline]
 fn blend(v: u8, c: u8, a: f32) -> u8 {
     (f32::from(v) * (1.0 - a) + f32::from(c) * a).round() as u8
@@ -240,6 +257,24 @@ fn paint_of(labels: &[u8], edges: &[bool], p: usize) -> Paint {
     }
 }
 
+/// Columns and rows holding a non-zero label; None when there is none.
+fn label_bounds(
+    labels: &[u8],
+    width: usize,
+    height: usize,
+) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let (mut x0, mut x1, mut y0, mut y1) = (width, 0, height, 0);
+    for (y, row) in labels.chunks_exact(width).take(height).enumerate() {
+        let Some(first) = row.iter().position(|l| *l != 0) else {
+            continue;
+        };
+        let last = row.iter().rposition(|l| *l != 0).expect("one is non-zero");
+        (x0, x1) = (x0.min(first), x1.max(last + 1));
+        (y0, y1) = (y0.min(y), y + 1);
+    }
+    (x0 < x1).then_some((x0..x1, y0..y1))
+}
+
 /// Draws into one frame. `planes`/`strides`: the frame's planes (1 for
 /// packed, 2 for NV12, 3 for I420); `labels`/`edges` from [`label_map`] /
 /// [`edges`]; `colors[k]`: 0xRRGGBB of label k+1.
@@ -256,7 +291,42 @@ pub fn draw(
     colors: &[u32],
     style: &Style,
 ) {
+    // With the background left as it is only object pixels change: visit the
+    // box around them (the whole frame for the other background modes).
+    let region = if style.background == Background::None {
+        match label_bounds(labels, width, height) {
+            Some(bounds) => bounds,
+            None => return,
+        }
+    } else {
+        (0..width, 0..height)
+    };
+    draw_region(
+        layout, yuv, width, height, planes, strides, labels, edges, colors, style, region,
+    );
+}
+
+/// [`draw`] visiting the pixels of `region` (columns, rows) only.
+#[allow(clippy::too_many_arguments)]
+fn draw_region(
+    layout: Layout,
+    yuv: Yuv,
+    width: usize,
+    height: usize,
+    planes: &mut [&mut [u8]],
+    strides: &[usize],
+    labels: &[u8],
+    edges: &[bool],
+    colors: &[u32],
+    style: &Style,
+    (xs, ys): (std::ops::Range<usize>, std::ops::Range<usize>),
+) {
     let a = style.alpha.clamp(0.0, 1.0);
+    // chroma samples covering those pixels
+    let (cxs, cys) = (
+        xs.start / 2..xs.end.div_ceil(2),
+        ys.start / 2..ys.end.div_ceil(2),
+    );
     let r = style.blur_radius.max(1) as usize;
     match layout {
         Layout::Packed { bpp, rgb, alpha } => {
@@ -269,9 +339,10 @@ pub fn draw(
             });
             let bg = rgb_of(style.background_color);
             let cols: Vec<[u8; 3]> = colors.iter().map(|c| rgb_of(*c)).collect();
-            for y in 0..height {
+            let fill = blend_tables(&cols, a);
+            for y in ys {
                 let row = &mut plane[y * stride..];
-                for x in 0..width {
+                for x in xs.clone() {
                     let p = y * width + x;
                     let px = &mut row[x * bpp..x * bpp + bpp];
                     let paint = paint_of(labels, edges, p);
@@ -299,7 +370,7 @@ pub fn draw(
                         Paint::Fill(k) => {
                             if a > 0.0 {
                                 for c in 0..3 {
-                                    px[rgb[c]] = blend(px[rgb[c]], cols[k][c], a);
+                                    px[rgb[c]] = fill[k][c][px[rgb[c]] as usize];
                                 }
                             }
                         }
@@ -319,6 +390,7 @@ pub fn draw(
         }
         Layout::Nv12 | Layout::I420 => {
             let cols: Vec<[u8; 3]> = colors.iter().map(|c| yuv.from_rgb(*c)).collect();
+            let fill = blend_tables(&cols, a);
             let bg = yuv.from_rgb(style.background_color);
             let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
             // chroma samples take the paint of their 2x2 block: an edge wins,
@@ -346,7 +418,7 @@ pub fn draw(
                 },
                 Paint::Fill(k) => {
                     if a > 0.0 {
-                        *v = blend(*v, cols[k][comp], a)
+                        *v = fill[k][comp][*v as usize]
                     }
                 }
                 Paint::Edge(k) => *v = cols[k][comp],
@@ -356,8 +428,8 @@ pub fn draw(
             {
                 let stride = strides[0];
                 let yb = blur.then(|| blur_channel(planes[0], stride, 1, 0, width, height, r));
-                for y in 0..height {
-                    for x in 0..width {
+                for y in ys {
+                    for x in xs.clone() {
                         let p = y * width + x;
                         let v = &mut planes[0][y * stride + x];
                         apply(v, paint_of(labels, edges, p), 0, yb.as_ref().map(|b| b[p]));
@@ -376,8 +448,8 @@ pub fn draw(
                     } else {
                         (None, None)
                     };
-                    for cy in 0..ch {
-                        for cx in 0..cw {
+                    for cy in cys {
+                        for cx in cxs.clone() {
                             let paint = chroma_paint(cx, cy);
                             let q = cy * cw + cx;
                             let o = cy * stride + 2 * cx;
@@ -390,8 +462,8 @@ pub fn draw(
                     for (pi, comp) in [(1usize, 1usize), (2, 2)] {
                         let stride = strides[pi];
                         let cb = blur.then(|| blur_channel(planes[pi], stride, 1, 0, cw, ch, rc));
-                        for cy in 0..ch {
-                            for cx in 0..cw {
+                        for cy in cys.clone() {
+                            for cx in cxs.clone() {
                                 let paint = chroma_paint(cx, cy);
                                 let q = cy * cw + cx;
                                 apply(
@@ -511,6 +583,144 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The definition of [`edges`], pixel by pixel.
+    fn edges_reference(labels: &[u8], w: usize, h: usize, width: u32) -> Vec<bool> {
+        let r = width as usize;
+        let mut out = vec![false; w * h];
+        if r == 0 {
+            return out;
+        }
+        for y in 0..h {
+            for x in 0..w {
+                let l = labels[y * w + x];
+                if l == 0 {
+                    continue;
+                }
+                let mut edge = false;
+                for d in 1..=r {
+                    if (x >= d && labels[y * w + x - d] != l)
+                        || (x + d < w && labels[y * w + x + d] != l)
+                        || (y >= d && labels[(y - d) * w + x] != l)
+                        || (y + d < h && labels[(y + d) * w + x] != l)
+                    {
+                        edge = true;
+                        break;
+                    }
+                }
+                out[y * w + x] = edge;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn edges_match_their_definition() {
+        // three overlapping blobs and a frame-border object on 23x17
+        let (w, h) = (23usize, 17usize);
+        let blob = |cx: f32, cy: f32, r: f32| -> Vec<u8> {
+            (0..w * h)
+                .map(|p| {
+                    let (x, y) = ((p % w) as f32 - cx, (p / w) as f32 - cy);
+                    u8::from(x * x + y * y < r * r)
+                })
+                .collect()
+        };
+        let masks = [
+            blob(6.0, 6.0, 5.0),
+            blob(11.0, 8.0, 4.0),
+            blob(22.0, 16.0, 6.0),
+        ];
+        let refs: Vec<&[u8]> = masks.iter().map(|m| m.as_slice()).collect();
+        let labels = label_map(&refs, w, h);
+        for width in 0..5 {
+            assert_eq!(
+                edges(&labels, w, h, width),
+                edges_reference(&labels, w, h, width),
+                "contour width {width}"
+            );
+        }
+        // degenerate sizes
+        assert_eq!(edges(&[1, 2, 2], 3, 1, 3), vec![true, true, true]);
+        assert_eq!(edges(&[1], 1, 1, 2), vec![false]);
+    }
+
+    #[test]
+    fn drawing_only_around_the_objects_changes_nothing() {
+        // 9x7 frame, object pixels in columns 3..6 and rows 2..5 (odd offsets,
+        // so the box cuts chroma blocks): the bounded drawing of `draw` must
+        // give the same bytes as visiting every pixel
+        let (w, h) = (9usize, 7usize);
+        let mut mask = vec![0u8; w * h];
+        for y in 2..5 {
+            for x in 3..6 {
+                mask[y * w + x] = 1;
+            }
+        }
+        mask[3 * w + 3] = 0; // a hole
+        let labels = label_map(&[&mask], w, h);
+        let edges = edges(&labels, w, h, 1);
+        assert_eq!(label_bounds(&labels, w, h), Some((3..6, 2..5)));
+        assert_eq!(label_bounds(&vec![0; w * h], w, h), None);
+        let style = Style {
+            alpha: 0.6,
+            contour_width: 1,
+            colors: vec![0x20c040],
+            background: Background::None,
+            background_color: 0,
+            blur_radius: 1,
+        };
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let bytes = |n: usize, seed: usize| -> Vec<u8> {
+            (0..n).map(|i| ((i * 37 + seed * 11) % 251) as u8).collect()
+        };
+        let packed = Layout::Packed {
+            bpp: 4,
+            rgb: [2, 1, 0],
+            alpha: Some(3),
+        };
+        for (layout, sizes, strides) in [
+            (packed, vec![w * 4 * h], vec![w * 4]),
+            (Layout::Nv12, vec![w * h, cw * 2 * ch], vec![w, cw * 2]),
+            (Layout::I420, vec![w * h, cw * ch, cw * ch], vec![w, cw, cw]),
+        ] {
+            let original: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| bytes(*n, i))
+                .collect();
+            let (mut bounded, mut whole) = (original.clone(), original.clone());
+            let mut b: Vec<&mut [u8]> = bounded.iter_mut().map(|p| p.as_mut_slice()).collect();
+            draw(
+                layout,
+                Yuv::BT709,
+                w,
+                h,
+                &mut b,
+                &strides,
+                &labels,
+                &edges,
+                &[0x20c040],
+                &style,
+            );
+            let mut f: Vec<&mut [u8]> = whole.iter_mut().map(|p| p.as_mut_slice()).collect();
+            draw_region(
+                layout,
+                Yuv::BT709,
+                w,
+                h,
+                &mut f,
+                &strides,
+                &labels,
+                &edges,
+                &[0x20c040],
+                &style,
+                (0..w, 0..h),
+            );
+            assert_eq!(bounded, whole, "{layout:?}");
+            assert_ne!(bounded, original, "{layout:?}: nothing drawn");
         }
     }
 
