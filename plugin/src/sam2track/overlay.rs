@@ -263,6 +263,9 @@ fn label_bounds(
     width: usize,
     height: usize,
 ) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    if width == 0 {
+        return None;
+    }
     let (mut x0, mut x1, mut y0, mut y1) = (width, 0, height, 0);
     for (y, row) in labels.chunks_exact(width).take(height).enumerate() {
         let Some(first) = row.iter().position(|l| *l != 0) else {
