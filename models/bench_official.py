@@ -87,6 +87,9 @@ def count_flops(model, steady_ptrs: int) -> dict:
     curr = torch.randn(HW, 1, C)
     mem = torch.randn(nm * HW + steady_ptrs * k, 1, Cm)
     official = dict(ours)
+    # The official image encoder (our graph re-lays it out and merges two 1x1 convs).
+    image = G.example_inputs(specs["image_encoder"], seed=0, sizes=sizes)["image"]
+    official["image_encoder"] = flops(lambda: model.forward_image(image))
     official["memory_attention"] = flops(
         lambda: model.memory_attention(
             curr=[curr], memory=mem, curr_pos=[torch.randn_like(curr)], memory_pos=torch.randn_like(mem),

@@ -2,7 +2,6 @@
 """Regenerate the golden fixtures under tests/fixtures/ (needs the export venv: torch + sam2).
 
   python models/make_golden.py                 # micro model (seed 0) + golden scenario
-  python models/make_golden.py --check-only    # regenerate in a temp dir and compare
 
 What it writes
   tests/fixtures/micro/            the micro SAM 2.1 model exported by export.py (seed 0)

@@ -70,10 +70,14 @@ def main(paths) -> int:
             att_flops = flops[kind]["memory_attention"] * n
             att = att_flops / (r["stages_ms"]["memory_attention"] / 1e3) / 1e9
             eff = flops["official"]["memory_attention"] * n / (r["stages_ms"]["memory_attention"] / 1e3) / 1e9
+            enc_eff = flops["official"]["image_encoder"] / (r["stages_ms"]["image_encoder"] / 1e3) / 1e9
+            enc_s = f"encoder {enc:5.0f} GFLOP/s ({enc / peak:4.0%} of peak; {flops[kind]['image_encoder'] / 1e9:.0f} GFLOP"
+            if kind == "ours":
+                enc_s += f", {enc_eff:4.0f} official-FLOP/s = {enc_eff / peak:4.0%}"
             print(
-                f"  {r['impl']:<20} {n} obj: encoder {enc:5.0f} GFLOP/s ({enc / peak:4.0%} of peak), "
+                f"  {r['impl']:<20} {n} obj: {enc_s}), "
                 f"memory attention {att:5.0f} GFLOP/s ({att / peak:4.0%}; {flops[kind]['memory_attention'] / 1e9:.0f} GFLOP/object)"
-                + (f", {eff:5.0f} official-FLOP/s" if kind == "ours" else "")
+                + (f", {eff:5.0f} official-FLOP/s = {eff / peak:4.0%}" if kind == "ours" else "")
             )
     for e in element:
         print()
