@@ -11,6 +11,8 @@
 //!   --threads N           ONNX Runtime threads per graph (default: one per core)
 //!   --memory-frames N     memory frames per object (speed knob; default: the model's)
 //!   --matmul FILE         an ONNX MatMul graph (A, B: 4096x4096): prints its GFLOP/s
+//!   --paired 1,4          with --matmul: for these object counts, one more pass
+//!                         that times the matmul between the steady-state frames
 //!   --save-masks DIR      write each frame's masks (object count 1 run... every run)
 //!   --reference DIR       compare masks with an earlier --save-masks run (IoU)
 //!   --element             also time sam2track in a 1080p pipeline against the
@@ -29,6 +31,13 @@
 //! does not suffer from the drift between passes. Environment:
 //! `BENCH_ELEMENT_PASSES` (default 2), `BENCH_ELEMENT_OUTPUT` (the element's
 //! `output`, default `both`), `BENCH_ELEMENT_TRACE` (per-frame engine times).
+//!
+//! `--paired` measures the heavy stages' throughput against the matmul
+//! measured next to them: the VM's speed drifts by 10-40% within a run, so
+//! a matmul figure taken minutes before or after says little about the speed
+//! a stage ran at. In that pass every steady-state frame is bracketed by two
+//! matmul measurements (best of 2 runs each) and reported with their mean; the
+//! report divides each stage's FLOPs per frame by its time and by that mean.
 //!
 //! `--frames` holds PNG frames (00000.png, ...) and `prompts.json`
 //! (`{"points": [[x, y], ...]}` in frame pixels, one per object). Each run
@@ -57,6 +66,7 @@ struct Args {
     threads: Option<usize>,
     memory_frames: Option<u32>,
     matmul: Option<PathBuf>,
+    paired: Vec<usize>,
     save_masks: Option<PathBuf>,
     reference: Option<PathBuf>,
     element: bool,
@@ -73,6 +83,7 @@ fn parse_args() -> Result<Args, Error> {
         threads: None,
         memory_frames: None,
         matmul: None,
+        paired: Vec::new(),
         save_masks: None,
         reference: None,
         element: false,
@@ -96,6 +107,7 @@ fn parse_args() -> Result<Args, Error> {
             "--threads" => a.threads = Some(value.parse()?),
             "--memory-frames" => a.memory_frames = Some(value.parse()?),
             "--matmul" => a.matmul = Some(value.into()),
+            "--paired" => a.paired = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--save-masks" => a.save_masks = Some(value.into()),
             "--reference" => a.reference = Some(value.into()),
             "--video" => a.video = Some(value.into()),
@@ -188,22 +200,115 @@ fn options(args: &Args) -> SessionOptions {
     }
 }
 
-/// Best-of-3 GFLOP/s of an n x n x n MatMul graph run by ONNX Runtime.
-fn matmul_gflops(env: &ort::environment::Environment, path: &Path) -> Result<f64, Error> {
-    let mut session = ort::session::Session::builder(env)?.commit_from_file(path)?;
-    let n = 4096usize;
-    let a: Vec<f32> = (0..n * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
-    let b: Vec<f32> = (0..n * n).map(|i| ((i % 5) as f32 - 2.0) * 0.1).collect();
-    let mut best = f64::INFINITY;
-    for _ in 0..4 {
-        let ta = ort::value::TensorRef::from_array_view(([n as i64, n as i64], a.as_slice()))?;
-        let tb = ort::value::TensorRef::from_array_view(([n as i64, n as i64], b.as_slice()))?;
-        let start = Instant::now();
-        let out = session.run(ort::inputs!["A" => ta, "B" => tb])?;
-        best = best.min(start.elapsed().as_secs_f64());
-        drop(out);
+/// An n x n x n fp32 MatMul graph run by ONNX Runtime (n = 4096).
+struct MatMul {
+    session: ort::session::Session,
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl MatMul {
+    const N: usize = 4096;
+
+    fn load(env: &ort::environment::Environment, path: &Path) -> Result<Self, Error> {
+        let n = Self::N;
+        Ok(Self {
+            session: ort::session::Session::builder(env)?.commit_from_file(path)?,
+            a: (0..n * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect(),
+            b: (0..n * n).map(|i| ((i % 5) as f32 - 2.0) * 0.1).collect(),
+        })
     }
-    Ok(2.0 * (n as f64).powi(3) / best / 1e9)
+
+    /// GFLOP/s of the best of `reps` runs.
+    fn gflops(&mut self, reps: usize) -> Result<f64, Error> {
+        let n = Self::N as i64;
+        let mut best = f64::INFINITY;
+        for _ in 0..reps {
+            let ta = ort::value::TensorRef::from_array_view(([n, n], self.a.as_slice()))?;
+            let tb = ort::value::TensorRef::from_array_view(([n, n], self.b.as_slice()))?;
+            let start = Instant::now();
+            let out = self.session.run(ort::inputs!["A" => ta, "B" => tb])?;
+            best = best.min(start.elapsed().as_secs_f64());
+            drop(out);
+        }
+        Ok(2.0 * (Self::N as f64).powi(3) / best / 1e9)
+    }
+}
+
+/// Best-of-4 GFLOP/s of the MatMul graph at `path` (its own session, dropped after).
+fn matmul_gflops(env: &ort::environment::Environment, path: &Path) -> Result<f64, Error> {
+    MatMul::load(env, path)?.gflops(4)
+}
+
+/// The `--paired` pass: `count` objects tracked over all frames, each steady-state
+/// frame bracketed by matmul measurements (see the module documentation). Peak RSS
+/// means nothing here (the matmul's buffers are alive), so none is reported.
+fn paired(
+    args: &Args,
+    env: &ort::environment::Environment,
+    model: &ModelDir,
+    frames: &[Image],
+    points: &[[f32; 2]],
+    count: usize,
+    matmul: &Path,
+) -> Result<serde_json::Value, Error> {
+    let mut mm = MatMul::load(env, matmul)?;
+    let config = TrackerConfig {
+        num_maskmem: args.memory_frames,
+        ..TrackerConfig::default()
+    };
+    let stages = Stages::load(model, env, &options(args))?;
+    let mut tracker = Tracker::new(stages, model.manifest(), config)?;
+    let mut pairs = Vec::new();
+    let mut before = None;
+    for (i, img) in frames.iter().enumerate() {
+        if i >= args.warmup && before.is_none() {
+            before = Some(mm.gflops(2)?);
+        }
+        let frame = Frame {
+            data: &img.rgb,
+            width: img.width,
+            height: img.height,
+            stride: img.width * 3,
+            format: PixelFormat::Rgb,
+        };
+        tracker.begin_frame(&frame)?;
+        if i == 0 {
+            for (k, p) in points.iter().take(count).enumerate() {
+                tracker.add_points(k as u32 + 1, &[*p], &[1], true)?;
+            }
+        }
+        let outputs = tracker.track()?;
+        tracker.frame_masks_with_boxes(&outputs)?;
+        let stages = tracker.take_stage_times();
+        if let Some(b) = before {
+            let after = mm.gflops(2)?;
+            eprintln!(
+                "  paired objects={count} frame {i}: matmul {b:.0}/{after:.0} GFLOP/s, encoder {:.0} ms, attention {:.0} ms",
+                ms(stages.image_encoder),
+                ms(stages.memory_attention)
+            );
+            pairs.push(serde_json::json!({
+                "frame": i,
+                "matmul_gflops": (b + after) / 2.0,
+                "matmul_gflops_before_after": [b, after],
+                "stages_ms": {
+                    "image_encoder": ms(stages.image_encoder),
+                    "memory_attention": ms(stages.memory_attention),
+                    "mask_decoder": ms(stages.mask_decoder),
+                    "memory_encoder": ms(stages.memory_encoder),
+                },
+            }));
+            before = Some(after);
+        }
+    }
+    Ok(serde_json::json!({
+        "impl": "sam2track-paired",
+        "objects": count,
+        "image_size": tracker.dims().s,
+        "memory_frames": args.memory_frames,
+        "pairs": pairs,
+    }))
 }
 
 #[derive(Default)]
@@ -690,6 +795,19 @@ fn main() -> Result<(), Error> {
         }
         let result = run(&args, env, &model, &frames, &points, count)?;
         println!("RESULT {result}");
+    }
+    if let Some(path) = &args.matmul {
+        for &count in &args.paired {
+            if count > points.len() {
+                return Err(
+                    format!("--paired {count}: prompts.json has {} points", points.len()).into(),
+                );
+            }
+            let result = paired(&args, env, &model, &frames, &points, count, path)?;
+            println!("RESULT {result}");
+        }
+    } else if !args.paired.is_empty() {
+        return Err("--paired needs --matmul".into());
     }
     if args.element {
         let size = (frames[0].width, frames[0].height);

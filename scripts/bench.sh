@@ -11,6 +11,8 @@
 #                                          #   int8 graphs from models/quantize.py) with their
 #                                          #   mask IoU against exact mode
 #   BENCH_MODE_OBJECTS=1,4 ...             # object counts of the speed modes (default: all)
+#   BENCH_PAIRED_OBJECTS=1,4 ...           # object counts of the paired pass: the heavy stages
+#                                          # against the matmul timed between frames ("": none)
 #   BENCH_OFFICIAL=0 ...                   # skip the official predictor
 #   BENCH_OBJECT_SCORE_BIAS=0 ...          # plain random weights (default 10: the object-score
 #                                          #   head's bias is raised on both sides so objects
@@ -119,8 +121,13 @@ fi
 log "sam2track engine, objects $OBJECTS"
 ELEMENT_ARGS=()
 if [ "${BENCH_ELEMENT:-0}" = 1 ]; then ELEMENT_ARGS=(--element --video "$VIDEO"); fi
+# The stages against the matmul measured between frames (object counts; none: "").
+PAIRED="${BENCH_PAIRED_OBJECTS-1,4}"
+PAIRED_ARGS=()
+if [ -n "$PAIRED" ]; then PAIRED_ARGS=(--paired "$PAIRED"); fi
 "$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
     --warmup "$WARMUP" --matmul "$MATMUL" --save-masks "$OUT/masks-exact$SUFFIX" "${ELEMENT_ARGS[@]}" \
+    "${PAIRED_ARGS[@]}" \
     | tee "$OUT/ours$SUFFIX.txt"
 
 REPORTS+=("$OUT/ours$SUFFIX.txt")

@@ -29,6 +29,11 @@ def load(paths):
     return rows
 
 
+def _med(v):
+    v = sorted(v)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+
 def main(paths) -> int:
     rows = load(paths)
     flops = next((r for r in rows if r.get("impl") == "flops"), None)
@@ -38,6 +43,7 @@ def main(paths) -> int:
             peaks[r["impl"]] = [p for p in r["matmul_gflops"] if p]
     runs = [r for r in rows if "ms_per_frame" in r]
     element = [r for r in rows if r.get("impl") == "sam2track-element"]
+    paired = [r for r in rows if r.get("impl") == "sam2track-paired"]
     official = {r["objects"]: r for r in runs if r["impl"] == "official"}
     peak = max((max(v) for v in peaks.values() if v), default=None)
 
@@ -79,6 +85,19 @@ def main(paths) -> int:
                 f"memory attention {att:5.0f} GFLOP/s ({att / peak:4.0%}; {flops[kind]['memory_attention'] / 1e9:.0f} GFLOP/object)"
                 + (f", {eff:5.0f} official-FLOP/s = {eff / peak:4.0%}" if kind == "ours" else "")
             )
+    if flops and paired:
+        print()
+        print("the heavy stages against the matmul measured next to them (--paired: each steady-state")
+        print("frame between two matmul measurements; median [min-max] over the frames)")
+        for r in sorted(paired, key=lambda r: r["objects"]):
+            n = r["objects"]
+            cols = []
+            for stage, per_obj in (("image_encoder", 1), ("memory_attention", n)):
+                ours = [flops["ours"][stage] * per_obj / (p["stages_ms"][stage] / 1e3) / 1e9 / p["matmul_gflops"] for p in r["pairs"]]
+                off = [flops["official"][stage] * per_obj / (p["stages_ms"][stage] / 1e3) / 1e9 / p["matmul_gflops"] for p in r["pairs"]]
+                cols.append(f"{stage.replace('_', ' ')} {_med(ours):.0%} [{min(ours):.0%}-{max(ours):.0%}] of the matmul ({_med(off):.0%} in official FLOPs)")
+            mm = [p["matmul_gflops"] for p in r["pairs"]]
+            print(f"  sam2track {n} obj, matmul {min(mm):.0f}-{max(mm):.0f} GFLOP/s: " + "; ".join(cols))
     for e in element:
         print()
         print(
