@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
 use gstsam2::engine::runtime;
 use gstsam2::engine::stages::{StageTimes, Stages};
-use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig};
+use gstsam2::engine::tracker::{Frame, FrameMask, PixelFormat, Tracker, TrackerConfig};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -240,6 +240,46 @@ fn matmul_gflops(env: &ort::environment::Environment, path: &Path) -> Result<f64
     MatMul::load(env, path)?.gflops(4)
 }
 
+/// A tracker with the run's options (`--threads`, `--memory-frames`).
+fn new_tracker(
+    args: &Args,
+    env: &ort::environment::Environment,
+    model: &ModelDir,
+) -> Result<Tracker, Error> {
+    let config = TrackerConfig {
+        num_maskmem: args.memory_frames,
+        ..TrackerConfig::default()
+    };
+    let stages = Stages::load(model, env, &options(args))?;
+    Ok(Tracker::new(stages, model.manifest(), config)?)
+}
+
+/// Frame `i` through the tracker as the element would: begin the frame, on frame 0
+/// one positive click per object (`count` objects), track, frame-size masks.
+fn track_frame(
+    tracker: &mut Tracker,
+    img: &Image,
+    i: usize,
+    points: &[[f32; 2]],
+    count: usize,
+) -> Result<Vec<FrameMask>, Error> {
+    let frame = Frame {
+        data: &img.rgb,
+        width: img.width,
+        height: img.height,
+        stride: img.width * 3,
+        format: PixelFormat::Rgb,
+    };
+    tracker.begin_frame(&frame)?;
+    if i == 0 {
+        for (k, p) in points.iter().take(count).enumerate() {
+            tracker.add_points(k as u32 + 1, &[*p], &[1], true)?;
+        }
+    }
+    let outputs = tracker.track()?;
+    Ok(tracker.frame_masks_with_boxes(&outputs)?)
+}
+
 /// The `--paired` pass: `count` objects tracked over all frames, each steady-state
 /// frame bracketed by matmul measurements (see the module documentation). Peak RSS
 /// means nothing here (the matmul's buffers are alive), so none is reported.
@@ -253,33 +293,14 @@ fn paired(
     matmul: &Path,
 ) -> Result<serde_json::Value, Error> {
     let mut mm = MatMul::load(env, matmul)?;
-    let config = TrackerConfig {
-        num_maskmem: args.memory_frames,
-        ..TrackerConfig::default()
-    };
-    let stages = Stages::load(model, env, &options(args))?;
-    let mut tracker = Tracker::new(stages, model.manifest(), config)?;
+    let mut tracker = new_tracker(args, env, model)?;
     let mut pairs = Vec::new();
     let mut before = None;
     for (i, img) in frames.iter().enumerate() {
         if i >= args.warmup && before.is_none() {
             before = Some(mm.gflops(2)?);
         }
-        let frame = Frame {
-            data: &img.rgb,
-            width: img.width,
-            height: img.height,
-            stride: img.width * 3,
-            format: PixelFormat::Rgb,
-        };
-        tracker.begin_frame(&frame)?;
-        if i == 0 {
-            for (k, p) in points.iter().take(count).enumerate() {
-                tracker.add_points(k as u32 + 1, &[*p], &[1], true)?;
-            }
-        }
-        let outputs = tracker.track()?;
-        tracker.frame_masks_with_boxes(&outputs)?;
+        track_frame(&mut tracker, img, i, points, count)?;
         let stages = tracker.take_stage_times();
         if let Some(b) = before {
             let after = mm.gflops(2)?;
@@ -360,12 +381,7 @@ fn run(
     points: &[[f32; 2]],
     count: usize,
 ) -> Result<serde_json::Value, Error> {
-    let config = TrackerConfig {
-        num_maskmem: args.memory_frames,
-        ..TrackerConfig::default()
-    };
-    let stages = Stages::load(model, env, &options(args))?;
-    let mut tracker = Tracker::new(stages, model.manifest(), config)?;
+    let mut tracker = new_tracker(args, env, model)?;
     let rss_loaded = status_kib("VmRSS")?;
     reset_peak_rss()?;
     let mut steady = Totals::default();
@@ -375,22 +391,8 @@ fn run(
     let mut both_empty = 0usize;
     let mut rss_at_warmup = 0;
     for (i, img) in frames.iter().enumerate() {
-        let frame = Frame {
-            data: &img.rgb,
-            width: img.width,
-            height: img.height,
-            stride: img.width * 3,
-            format: PixelFormat::Rgb,
-        };
         let start = Instant::now();
-        tracker.begin_frame(&frame)?;
-        if i == 0 {
-            for (k, p) in points.iter().take(count).enumerate() {
-                tracker.add_points(k as u32 + 1, &[*p], &[1], true)?;
-            }
-        }
-        let outputs = tracker.track()?;
-        let masks = tracker.frame_masks_with_boxes(&outputs)?;
+        let masks = track_frame(&mut tracker, img, i, points, count)?;
         let elapsed = start.elapsed();
         let stages = tracker.take_stage_times();
         eprintln!(
@@ -559,18 +561,7 @@ fn element_overhead(
         let mut times = Vec::new();
         for (i, img) in frames.iter().enumerate() {
             let start = Instant::now();
-            tracker.begin_frame(&Frame {
-                data: &img.rgb,
-                width: img.width,
-                height: img.height,
-                stride: img.width * 3,
-                format: PixelFormat::Rgb,
-            })?;
-            if i == 0 {
-                tracker.add_points(1, &[[fx, fy]], &[1], true)?;
-            }
-            let outputs = tracker.track()?;
-            std::hint::black_box(tracker.frame_masks_with_boxes(&outputs)?);
+            std::hint::black_box(track_frame(&mut tracker, img, i, &[[fx, fy]], 1)?);
             times.push(start.elapsed());
             if std::env::var_os("BENCH_ELEMENT_TRACE").is_some() {
                 let t = tracker.take_stage_times();
