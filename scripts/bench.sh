@@ -27,7 +27,8 @@
 # (~1.5 min per image size). Frames: the first BENCH_FRAMES frames of bedroom.mp4 at its
 # size (960x540); the steady state is every frame from BENCH_WARMUP (8: memory bank full).
 # The outputs of each part are kept in target/bench/*.txt; the report at the end prints
-# ms/frame per stage, GFLOP/s against the matmul peak measured in the same run, peak RSS
+# ms/frame per stage, GFLOP/s against the matmul peak measured in the same run and against
+# the matmul timed between the frames (the paired pass), peak RSS
 # and the ratios official/ours.
 
 set -euo pipefail

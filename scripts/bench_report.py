@@ -98,6 +98,9 @@ def main(paths) -> int:
                 cols.append(f"{stage.replace('_', ' ')} {_med(ours):.0%} [{min(ours):.0%}-{max(ours):.0%}] of the matmul ({_med(off):.0%} in official FLOPs)")
             mm = [p["matmul_gflops"] for p in r["pairs"]]
             print(f"  sam2track {n} obj, matmul {min(mm):.0f}-{max(mm):.0f} GFLOP/s: " + "; ".join(cols))
+    if paired and not flops:
+        print()
+        print("(--paired results present but no FLOP counts: run with the official predictor, BENCH_OFFICIAL=1)")
     for e in element:
         print()
         print(

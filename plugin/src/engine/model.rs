@@ -296,10 +296,10 @@ impl ModelDir {
 /// which on the CPU first broadcasts the bias into the whole output and then
 /// accumulates into it. On the encoder's large activations (65,536 x 96 tokens at
 /// 1024 input) that extra pass over memory made the 2-core CPU encoder ~5% slower
-/// (interleaved runs of the same graph, medians 987 vs 942 ms at 1024) than the MatMul
-/// with its bias added by the next fused kernel (BiasGelu) or a plain Add. The other graphs gain nothing from it (the
-/// mask decoder loses on its small matmuls) and keep every optimiser, as do GPU
-/// sessions.
+/// (interleaved runs of the same graph, medians 987 vs 942 ms at 1024) than the
+/// MatMul with its bias added by the next fused kernel (BiasGelu) or a plain Add.
+/// The other graphs gain nothing from it (the mask decoder loses on its small
+/// matmuls) and keep every optimiser, as do GPU sessions.
 pub fn cpu_disabled_optimizers(graph: &str) -> Option<&'static str> {
     match graph {
         "image_encoder" => Some("MatMulAddFusion"),
