@@ -389,7 +389,7 @@ class ImageEncoderGraph(torch.nn.Module):
 #   head transposes; ~5% faster encoder than MatMul/Softmax/MatMul in query chunks);
 # - the leading blocks that only attend within the first stage's windows (hiera-tiny:
 #   blocks 0-3) run band by band, ENCODER_CHUNK_ROWS rows of windows at a time, so that a
-#   band's activations stay in the CPU caches (~9% faster encoder, 750 -> 550 MiB peak);
+#   band's activations stay in the CPU caches (3-9% faster encoder, 750 -> 550 MiB peak);
 # - the neck's 1x1 lateral convs are token matmuls written straight to NCHW (W X^T), the
 #   nearest-neighbour top-down is a broadcast add, and at the two high-resolution levels
 #   the lateral conv and the mask decoder's conv_s0/conv_s1 are one matmul (W_s W_l,
