@@ -46,6 +46,22 @@ def frame_objects(buf):
     return frame, objects
 
 
+def push_before_next_buffer(pad, event):
+    """Push a serialized event from `pad` (the source pad feeding sam2track) just before
+    its next buffer, in the streaming thread.
+
+    sam2track.sink.send_event(event) from this thread would wait until the streaming
+    thread is between two buffers, and with a bounded appsink that thread waits for
+    this thread to pull: a deadlock. A buffer probe puts the event in stream order
+    without waiting."""
+
+    def probe(pad, _info):
+        pad.push_event(event)
+        return Gst.PadProbeReturn.REMOVE
+
+    pad.add_probe(Gst.PadProbeType.BUFFER, probe)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -61,7 +77,10 @@ def main():
                   "! pngdec ! videoconvert")
     pipeline = Gst.parse_launch(
         f"{source} ! video/x-raw,format=RGB ! sam2track name=track mode=sync output=meta "
-        f'model-dir="{model}" ! appsink name=sink sync=false')
+        # max-buffers=1: the element stays within a frame or two of this loop, so an
+        # event sent after frame n lands a frame or two later (with an unbounded
+        # appsink the element could run through the whole clip first)
+        f'model-dir="{model}" ! appsink name=sink sync=false max-buffers=1')
     track = pipeline.get_by_name("track")
     sink = pipeline.get_by_name("sink")
     pipeline.set_state(Gst.State.PLAYING)
@@ -106,8 +125,8 @@ def main():
             s = Gst.Structure.new_from_string(
                 f"sam2-prompt, box=<(float){0.55 * w}, (float){0.53 * h}, "
                 f"(float){0.71 * w}, (float){0.76 * h}>")
-            track.get_static_pad("sink").send_event(
-                Gst.Event.new_custom(Gst.EventType.CUSTOM_DOWNSTREAM, s))
+            event = Gst.Event.new_custom(Gst.EventType.CUSTOM_DOWNSTREAM, s)
+            push_before_next_buffer(track.get_static_pad("sink").get_peer(), event)
         elif n == 12:
             s = Gst.Structure.new_from_string("sam2-remove, object-id=(uint)1")
             sink.send_event(Gst.Event.new_custom(Gst.EventType.CUSTOM_UPSTREAM, s))

@@ -19,6 +19,20 @@ use std::path::Path;
 use gst::prelude::*;
 use gstsam2::sam2track::{meta, prompt};
 
+/// Pushes a serialized event from `pad` (the source pad feeding sam2track) just
+/// before its next buffer, in the streaming thread.
+///
+/// `sam2track.sink.send_event(event)` from the application thread would wait
+/// until the streaming thread is between two buffers, and with a bounded appsink
+/// that thread waits for the application to pull: a deadlock. A buffer probe puts
+/// the event in stream order without waiting.
+fn push_before_next_buffer(pad: &gst::Pad, event: gst::Event) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        pad.push_event(event.clone());
+        gst::PadProbeReturn::Remove
+    });
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = args
@@ -41,9 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         }
     };
+    // max-buffers=1: the element stays within a frame or two of the loop below, so
+    // an event sent after frame n lands a frame or two later (with an unbounded
+    // appsink the element could run through the whole clip first).
     let pipeline = gst::parse::launch(&format!(
         "{source} ! video/x-raw,format=RGB ! sam2track name=track mode=sync output=meta model-dir=\"{model}\" \
-         ! appsink name=sink sync=false"
+         ! appsink name=sink sync=false max-buffers=1"
     ))?
     .downcast::<gst::Pipeline>()
     .map_err(|_| "not a pipeline")?;
@@ -118,10 +135,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &[],
                     Some([0.55 * w, 0.53 * h, 0.71 * w, 0.76 * h]),
                 );
-                track
+                let upstream = track
                     .static_pad("sink")
-                    .ok_or("no sink pad")?
-                    .send_event(gst::event::CustomDownstream::new(s));
+                    .and_then(|p| p.peer())
+                    .ok_or("sam2track's sink pad is not linked")?;
+                push_before_next_buffer(&upstream, gst::event::CustomDownstream::new(s));
             }
             12 => {
                 let s = gst::Structure::builder(prompt::EVENT_REMOVE)
