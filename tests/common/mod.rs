@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use gstsam2::engine::runtime;
 
+pub mod stream;
+
 /// tests/fixtures in the source tree.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")

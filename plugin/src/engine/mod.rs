@@ -8,6 +8,7 @@
 //! keeps the engine testable without a pipeline.
 
 pub mod contract;
+pub mod files;
 pub mod manifest;
 pub mod model;
 pub mod ops;

@@ -13,10 +13,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::contract::{self, ContractError};
+use super::files::{self, FileError};
 use super::manifest::{GRAPH_NAMES, Manifest, ManifestError};
 
 /// File name of the manifest inside a model directory.
 pub const MANIFEST_FILE: &str = "model.json";
+/// Largest manifest read (an export writes a few kB).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// Largest graph file loaded: protobuf's own limit for one ONNX file (2 GiB).
+pub const MAX_GRAPH_BYTES: u64 = 2 << 30;
 
 /// Why a model directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +47,23 @@ pub enum ModelError {
         #[source]
         source: ManifestError,
     },
+    #[error("manifest {source}")]
+    ManifestFile {
+        #[source]
+        source: FileError,
+    },
     #[error(
         "graph {graph} is missing: {} does not exist (the model directory is incomplete; \
          re-export it with models/export.py)",
         .path.display()
     )]
     GraphMissing { graph: &'static str, path: PathBuf },
+    #[error("graph {graph} cannot be used: {source}")]
+    GraphFile {
+        graph: &'static str,
+        #[source]
+        source: FileError,
+    },
     #[error("ONNX Runtime cannot load graph {graph} from {}: {message}", .path.display())]
     GraphLoad {
         graph: &'static str,
@@ -136,17 +152,12 @@ impl ModelDir {
             return Err(ModelError::NotADirectory(dir.to_path_buf()));
         }
         let manifest_path = dir.join(MANIFEST_FILE);
-        let text = match std::fs::read_to_string(&manifest_path) {
+        let text = match files::read_text(&manifest_path, "a manifest", MAX_MANIFEST_BYTES) {
             Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            Err(err) if err.is_missing() => {
                 return Err(ModelError::ManifestMissing(dir.to_path_buf()));
             }
-            Err(source) => {
-                return Err(ModelError::Io {
-                    path: manifest_path,
-                    source,
-                });
-            }
+            Err(source) => return Err(ModelError::ManifestFile { source }),
         };
         let manifest = Manifest::from_json(&text).map_err(|source| ModelError::Manifest {
             path: manifest_path.clone(),
@@ -163,8 +174,12 @@ impl ModelDir {
         };
         for graph in GRAPH_NAMES {
             let path = model.graph_path(graph);
-            if !path.is_file() {
-                return Err(ModelError::GraphMissing { graph, path });
+            match files::check_regular(&path, "an ONNX graph", MAX_GRAPH_BYTES) {
+                Ok(_) => {}
+                Err(err) if err.is_missing() => {
+                    return Err(ModelError::GraphMissing { graph, path });
+                }
+                Err(source) => return Err(ModelError::GraphFile { graph, source }),
             }
         }
         Ok(model)
@@ -433,5 +448,51 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("memory_attention.onnx"), "{err}");
+    }
+
+    #[test]
+    fn special_manifests_and_graphs_say_what_they_are() {
+        // a FIFO manifest would block open(); /dev/zero would never end
+        let tmp = micro_copy();
+        let manifest = tmp.path().join(MANIFEST_FILE);
+        std::fs::remove_file(&manifest).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("a character device"), "{err}");
+        std::fs::remove_file(&manifest).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&manifest)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        std::fs::remove_file(&manifest).unwrap();
+        std::fs::write(&manifest, vec![b' '; MAX_MANIFEST_BYTES as usize + 1]).unwrap();
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("1048576 allowed"), "{err}");
+
+        let tmp = micro_copy();
+        let graph = tmp.path().join("image_encoder.onnx");
+        std::fs::remove_file(&graph).unwrap();
+        std::fs::create_dir(&graph).unwrap();
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::GraphFile {
+                    graph: "image_encoder",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        std::fs::remove_dir(&graph).unwrap();
+        std::os::unix::fs::symlink(&graph, &graph).unwrap();
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic links"), "{err}");
     }
 }

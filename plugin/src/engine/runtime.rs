@@ -28,6 +28,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::files;
+
 /// ONNX Runtime version installed by `scripts/setup.sh`.
 pub const ORT_VERSION: &str = "1.31.1";
 /// Oldest ONNX Runtime release `ort` accepts (it uses the 1.31 C API).
@@ -194,21 +196,23 @@ pub fn candidates(
     .collect()
 }
 
-/// Walks `candidates` in order: file paths that do not `exist` are skipped
-/// (recorded as [`NOT_FOUND`]), the others are handed to `load` until one
-/// succeeds. Returns the winning candidate with `load`'s value, or every
-/// attempt made.
+/// Walks `candidates` in order: file paths that `check` refuses (missing:
+/// [`NOT_FOUND`], a directory, a truncated library...) are skipped with its
+/// reason, the others are handed to `load` until one succeeds. Returns the
+/// winning candidate with `load`'s value, or every attempt made.
 pub fn resolve<T>(
     candidates: &[Candidate],
-    exists: impl Fn(&Path) -> bool,
+    check: impl Fn(&Path) -> Result<(), String>,
     mut load: impl FnMut(&Candidate) -> Result<T, String>,
 ) -> Result<(Candidate, T), RuntimeError> {
     let mut attempts = Vec::with_capacity(candidates.len());
     for candidate in candidates {
-        if candidate.source.is_file_path() && !exists(&candidate.path) {
+        if candidate.source.is_file_path()
+            && let Err(failure) = check(&candidate.path)
+        {
             attempts.push(Attempt {
                 candidate: candidate.clone(),
-                failure: NOT_FOUND.to_owned(),
+                failure,
             });
             continue;
         }
@@ -223,13 +227,117 @@ pub fn resolve<T>(
     Err(RuntimeError::NotLoaded { attempts })
 }
 
+/// Largest shared library accepted (ONNX Runtime's CPU library is ~20 MB,
+/// GPU builds a few hundred).
+pub const MAX_LIBRARY_BYTES: u64 = 4 << 30;
+
+/// Checks a library file before `dlopen()`: a regular file holding a
+/// complete 64-bit ELF image (header, program and section header tables and
+/// every segment inside the file). `dlopen()` maps a truncated library (a
+/// half-finished download) and the process dies of SIGBUS on first touch of
+/// the missing pages; this turns that into an error naming what is wrong.
+pub fn check_library_file(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+
+    let metadata = files::check_regular(path, "a shared library", MAX_LIBRARY_BYTES).map_err(
+        |err| match err {
+            files::FileError::Missing(_) => NOT_FOUND.to_owned(),
+            files::FileError::NotRegular { kind, .. } => format!("is {kind}, not a library file"),
+            other => other.to_string(),
+        },
+    )?;
+    let mut header = [0u8; 64];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let got = file
+        .read(&mut header)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    check_elf(&header[..got], metadata.len(), |offset, buf| {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(buf))
+            .map_err(|e| format!("cannot read: {e}"))
+    })
+}
+
+/// The ELF checks of [`check_library_file`] on a file of `len` bytes whose
+/// first bytes are `header`; `read_at` reads the program headers.
+fn check_elf(
+    header: &[u8],
+    len: u64,
+    mut read_at: impl FnMut(u64, &mut [u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+    const CLASS_64: u8 = 2;
+    const LITTLE_ENDIAN: u8 = 1;
+    const HEADER_64: usize = 64;
+    const PHDR_64: usize = 56;
+    const PT_LOAD: u32 = 1;
+    if header.len() < 16 || &header[..4] != ELF_MAGIC {
+        return Err(format!(
+            "not a shared library (no ELF header in its first {} bytes; {len} bytes in all)",
+            header.len()
+        ));
+    }
+    if header[4] != CLASS_64 || header[5] != LITTLE_ENDIAN {
+        // the loader refuses those itself, before mapping anything
+        return Ok(());
+    }
+    if header.len() < HEADER_64 {
+        return Err(format!(
+            "truncated library: {len} bytes, shorter than an ELF header"
+        ));
+    }
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([header[o], header[o + 1]]));
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    let (phoff, shoff) = (u64_at(header, 0x20), u64_at(header, 0x28));
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    let (shentsize, shnum) = (u16_at(0x3a), u16_at(0x3c));
+    let truncated = |what: &str, end: u64| {
+        format!(
+            "truncated library: {what} ends at byte {end} but the file has {len} bytes              (an incomplete download or copy? install it again)"
+        )
+    };
+    let table_end = |off: u64, size: u64, n: u64| off.saturating_add(size.saturating_mul(n));
+    let end = table_end(phoff, phentsize, phnum);
+    if end > len {
+        return Err(truncated("the program header table", end));
+    }
+    if shoff != 0 && table_end(shoff, shentsize, shnum) > len {
+        return Err(truncated(
+            "the section header table",
+            table_end(shoff, shentsize, shnum),
+        ));
+    }
+    if phentsize as usize != PHDR_64 {
+        return Err(format!(
+            "malformed ELF file: program headers of {phentsize} bytes"
+        ));
+    }
+    let mut table = vec![0u8; (phentsize * phnum) as usize];
+    read_at(phoff, &mut table)?;
+    for (i, ph) in table.chunks_exact(PHDR_64).enumerate() {
+        let kind = u32::from_le_bytes(ph[..4].try_into().expect("4 bytes"));
+        let (offset, filesz) = (u64_at(ph, 8), u64_at(ph, 32));
+        let end = offset.saturating_add(filesz);
+        if end > len {
+            let what = if kind == PT_LOAD {
+                format!("loadable segment {i}")
+            } else {
+                format!("segment {i}")
+            };
+            return Err(truncated(&what, end));
+        }
+    }
+    Ok(())
+}
+
 /// Decides whether a caller asking for `explicit` may share the runtime
 /// already loaded from `loaded`. `canonical` resolves a path to its
 /// canonical form (`None` when it cannot be resolved).
 pub fn check_reuse(
     loaded: &Path,
     explicit: Option<&Path>,
-    exists: impl Fn(&Path) -> bool,
+    check: impl Fn(&Path) -> Result<(), String>,
     canonical: impl Fn(&Path) -> Option<PathBuf>,
 ) -> Result<(), RuntimeError> {
     let Some(requested) = explicit.filter(|p| !p.as_os_str().is_empty()) else {
@@ -238,11 +346,11 @@ pub fn check_reuse(
     if requested == loaded {
         return Ok(());
     }
-    if !exists(requested) {
+    if let Err(failure) = check(requested) {
         return Err(RuntimeError::NotLoaded {
             attempts: vec![Attempt {
                 candidate: Candidate::new(Source::Explicit, requested),
-                failure: NOT_FOUND.to_owned(),
+                failure,
             }],
         });
     }
@@ -367,11 +475,26 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// `ort`'s loading error with the dynamic loader's reason (`dlerror()`),
+/// which its message leaves in the error's source.
+fn load_error_text(err: &ort::LoadDynamicError) -> String {
+    let ort::LoadDynamicError::Dlopen { error, path } = err else {
+        return err.to_string();
+    };
+    let mut text = format!("cannot load {}: {error}", path.display());
+    let mut source = std::error::Error::source(error);
+    while let Some(reason) = source {
+        text.push_str(&format!(": {reason}"));
+        source = reason.source();
+    }
+    text
+}
+
 /// `dlopen()`s one candidate through `ort`, never letting a panic escape.
 fn load_library(candidate: &Candidate) -> Result<ort::environment::EnvironmentBuilder, String> {
     match panic::catch_unwind(AssertUnwindSafe(|| ort::init_from(&candidate.path))) {
         Ok(Ok(builder)) => Ok(builder),
-        Ok(Err(err)) => Err(err.to_string()),
+        Ok(Err(err)) => Err(load_error_text(&err)),
         Err(payload) => Err(format!(
             "panicked while loading: {}",
             panic_message(payload.as_ref())
@@ -389,12 +512,9 @@ pub fn acquire(explicit: Option<&Path>) -> Result<Arc<OrtRuntime>, RuntimeError>
     let mut global = GLOBAL.lock().unwrap_or_else(PoisonError::into_inner);
     match &*global {
         Global::Ready(runtime) => {
-            check_reuse(
-                &runtime.library,
-                explicit,
-                |p| p.is_file(),
-                |p| p.canonicalize().ok(),
-            )?;
+            check_reuse(&runtime.library, explicit, check_library_file, |p| {
+                p.canonicalize().ok()
+            })?;
             return Ok(Arc::clone(runtime));
         }
         Global::Failed(err) => return Err(err.clone()),
@@ -403,7 +523,7 @@ pub fn acquire(explicit: Option<&Path>) -> Result<Arc<OrtRuntime>, RuntimeError>
 
     let env_value = std::env::var_os(DYLIB_PATH_ENV);
     let list = candidates(explicit, env_value.as_deref(), default_setup_dir());
-    let (candidate, builder) = resolve(&list, |p| p.is_file(), load_library)?;
+    let (candidate, builder) = resolve(&list, check_library_file, load_library)?;
 
     // The library is now bound to the process for good.
     let built = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -503,7 +623,7 @@ mod tests {
         let mut loaded = Vec::new();
         let (winner, value) = resolve(
             &list,
-            |_| true,
+            |_| Ok(()),
             |c| {
                 loaded.push(c.path.clone());
                 Ok(42)
@@ -521,7 +641,7 @@ mod tests {
         let mut loaded = Vec::new();
         let (winner, ()) = resolve(
             &list,
-            |_| false,
+            |_| Err(NOT_FOUND.to_owned()),
             |c| {
                 loaded.push(c.path.clone());
                 if c.path == Path::new("libonnxruntime.so.1") {
@@ -548,7 +668,7 @@ mod tests {
         let list = candidates(None, None, Path::new(SETUP));
         let err = resolve(
             &list,
-            |_| false,
+            |_| Err(NOT_FOUND.to_owned()),
             |c| Err::<(), _>(format!("no {}", c.path.display())),
         )
         .unwrap_err();
@@ -584,7 +704,7 @@ mod tests {
         let list = candidates(Some(Path::new("/bogus/libort.so")), None, Path::new(SETUP));
         let err = resolve(
             &list,
-            |_| false,
+            |_| Err(NOT_FOUND.to_owned()),
             |_| -> Result<(), String> { panic!("a missing file must not be loaded") },
         )
         .unwrap_err();
@@ -605,25 +725,31 @@ mod tests {
             })
         };
         // No explicit request, or the same library: share it.
-        check_reuse(loaded, None, |_| true, canon).unwrap();
-        check_reuse(loaded, Some(Path::new("")), |_| true, canon).unwrap();
-        check_reuse(loaded, Some(loaded), |_| true, canon).unwrap();
+        check_reuse(loaded, None, |_| Ok(()), canon).unwrap();
+        check_reuse(loaded, Some(Path::new("")), |_| Ok(()), canon).unwrap();
+        check_reuse(loaded, Some(loaded), |_| Ok(()), canon).unwrap();
         check_reuse(
             loaded,
             Some(Path::new("/link/libonnxruntime.so")),
-            |_| true,
+            |_| Ok(()),
             canon,
         )
         .unwrap();
         // A missing file is reported as such, naming it.
-        let err = check_reuse(loaded, Some(Path::new("/bogus.so")), |_| false, canon).unwrap_err();
+        let err = check_reuse(
+            loaded,
+            Some(Path::new("/bogus.so")),
+            |_| Err(NOT_FOUND.to_owned()),
+            canon,
+        )
+        .unwrap_err();
         assert!(matches!(err, RuntimeError::NotLoaded { .. }));
         assert!(err.to_string().contains("/bogus.so"));
         // Another existing library cannot be loaded on top.
         let err = check_reuse(
             loaded,
             Some(Path::new("/b/libonnxruntime.so")),
-            |_| true,
+            |_| Ok(()),
             canon,
         )
         .unwrap_err();
@@ -640,6 +766,51 @@ mod tests {
         assert!(
             err.to_string().contains(&bogus.display().to_string()),
             "{err}"
+        );
+    }
+
+    /// A minimal 64-bit little-endian ELF image: header, one program
+    /// header whose segment spans `segment_end` bytes from the start.
+    fn elf_image(segment_end: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 64 + 56];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2; // 64-bit
+        b[5] = 1; // little endian
+        b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        b[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        b[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        b[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        b[64 + 32..64 + 40].copy_from_slice(&segment_end.to_le_bytes()); // p_filesz
+        b
+    }
+
+    #[test]
+    fn library_files_are_checked_before_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libonnxruntime.so");
+        std::fs::write(&lib, elf_image(120)).unwrap();
+        check_library_file(&lib).unwrap();
+        // a segment past the end of the file: a half-written download
+        std::fs::write(&lib, elf_image(4096)).unwrap();
+        let err = check_library_file(&lib).unwrap_err();
+        assert!(
+            err.contains("truncated library: loadable segment 0 ends at byte 4096"),
+            "{err}"
+        );
+        // cut inside the program header table
+        std::fs::write(&lib, &elf_image(120)[..100]).unwrap();
+        let err = check_library_file(&lib).unwrap_err();
+        assert!(err.contains("program header table"), "{err}");
+        std::fs::write(&lib, &elf_image(120)[..30]).unwrap();
+        assert!(check_library_file(&lib).unwrap_err().contains("truncated"));
+        std::fs::write(&lib, "not a library").unwrap();
+        let err = check_library_file(&lib).unwrap_err();
+        assert!(err.contains("no ELF header"), "{err}");
+        let err = check_library_file(dir.path()).unwrap_err();
+        assert!(err.contains("is a directory"), "{err}");
+        assert_eq!(
+            check_library_file(&dir.path().join("none.so")).unwrap_err(),
+            NOT_FOUND
         );
     }
 

@@ -28,6 +28,12 @@ const PREV_LOGITS_CLAMP: f32 = 32.0;
 const MASK_OUT_SCALE: f32 = 20.0;
 const MASK_OUT_BIAS: f32 = -10.0;
 
+/// Most prompt points (clicks, and 2 per box) one object takes on one frame.
+/// Each prompt reruns the mask decoder on all of the object's points of the
+/// frame, so without a bound a flood of clicks costs quadratic time; SAM 2
+/// was trained with up to 8 correction clicks and gains nothing from more.
+pub const MAX_POINTS_PER_FRAME: usize = 64;
+
 /// Label values of prompt points (as the official predictor).
 pub const LABEL_NEGATIVE: i32 = 0;
 pub const LABEL_POSITIVE: i32 = 1;
@@ -79,6 +85,10 @@ pub enum TrackerError {
         height: usize,
         need: usize,
     },
+    #[error(
+        "object {id} would have {count} prompt points on this frame, more than the {max} allowed"
+    )]
+    TooManyPoints { id: u32, count: usize, max: usize },
     #[error("at most {max} objects are tracked; object {id} would be one more")]
     TooManyObjects { max: usize, id: u32 },
     #[error("{0}")]
@@ -678,6 +688,13 @@ impl Tracker {
             self.objects[oi].points.clone()
         };
         points.extend(new);
+        if points.len() > MAX_POINTS_PER_FRAME {
+            return Err(TrackerError::TooManyPoints {
+                id: self.objects[oi].id,
+                count: points.len(),
+                max: MAX_POINTS_PER_FRAME,
+            });
+        }
         // previous logits on this frame (pending prompt result, else the tracked output)
         let prev: Option<Vec<f32>> = {
             let o = &self.objects[oi];

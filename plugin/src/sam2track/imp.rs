@@ -25,6 +25,7 @@ use crate::engine::stages::Stages;
 use crate::engine::tracker::{self, Tracker, TrackerConfig};
 use crate::engine::{ops, runtime};
 
+use super::ids::ObjectIds;
 use super::meta::{self, FrameInfo, ObjectInfo};
 use super::overlay::{self, Layout, Style};
 use super::prompt::{self, Command, Coord, NEW_OBJECT, PromptError, ScheduledPrompt, When};
@@ -238,8 +239,8 @@ pub struct Sam2Track {
     queued: Mutex<Vec<Command>>,
     /// The `prompt` property was set and is not applied yet.
     prompt_pending: AtomicBool,
-    /// Next id for a new object.
-    next_id: AtomicU32,
+    /// Object ids in use, and the next one for a new object.
+    ids: Mutex<ObjectIds>,
     /// Object the last click created (negative clicks go to it).
     last_clicked: AtomicU32,
 }
@@ -251,7 +252,7 @@ impl Default for Sam2Track {
             state: Mutex::default(),
             queued: Mutex::default(),
             prompt_pending: AtomicBool::new(false),
-            next_id: AtomicU32::new(1),
+            ids: Mutex::default(),
             last_clicked: AtomicU32::new(0),
         }
     }
@@ -367,7 +368,10 @@ impl ObjectImpl for Sam2Track {
                     .build(),
                 glib::ParamSpecUInt::builder(PROP_THREADS)
                     .nick("Threads")
-                    .blurb("CPU threads per network (0: one per core)")
+                    .blurb(
+                        "CPU threads per network (0: one per core; more than the cores is \
+                         capped to the number of cores at start)",
+                    )
                     .maximum(256)
                     .default_value(d.threads)
                     .mutable_ready()
@@ -573,7 +577,7 @@ impl ObjectImpl for Sam2Track {
                             bbox: None,
                             clear: false,
                         };
-                        Some(obj.imp().queue_one(cmd).to_value())
+                        Some(obj.imp().queue_one("add-point signal", cmd).to_value())
                     })
                     .build(),
                 // add-points(object_id, <x0, y0, x1, y1, ...>, <label0, label1, ...>)
@@ -615,7 +619,7 @@ impl ObjectImpl for Sam2Track {
                             bbox: Some([c(2), c(3), c(4), c(5)]),
                             clear: false,
                         };
-                        Some(obj.imp().queue_one(cmd).to_value())
+                        Some(obj.imp().queue_one("add-box signal", cmd).to_value())
                     })
                     .build(),
                 // add-mask(object_id, GRAY8 buffer, width, height)
@@ -647,13 +651,14 @@ impl ObjectImpl for Sam2Track {
                     .class_handler(|args| {
                         let obj = imp_of(args);
                         let id: u32 = arg(args, 1);
-                        let ok = id != NEW_OBJECT;
-                        if ok {
-                            obj.imp().queue(vec![Command::Remove { id }]);
-                        } else {
+                        let ok = if id == NEW_OBJECT {
                             obj.imp()
                                 .warn_prompt("remove-object", "object id 0 is not an object");
-                        }
+                            false
+                        } else {
+                            obj.imp()
+                                .queue("remove-object signal", vec![Command::Remove { id }])
+                        };
                         Some(ok.to_value())
                     })
                     .build(),
@@ -661,7 +666,9 @@ impl ObjectImpl for Sam2Track {
                 Signal::builder("reset")
                     .action()
                     .class_handler(|args| {
-                        imp_of(args).imp().queue(vec![Command::Reset]);
+                        imp_of(args)
+                            .imp()
+                            .queue("reset signal", vec![Command::Reset]);
                         None
                     })
                     .build(),
@@ -674,10 +681,7 @@ impl ObjectImpl for Sam2Track {
                         let obj = imp_of(args);
                         let text: String = arg(args, 1);
                         let ok = match prompt::parse_prompts(&text) {
-                            Ok(cmds) => {
-                                obj.imp().queue(cmds);
-                                true
-                            }
+                            Ok(cmds) => obj.imp().queue("prompt signal", cmds),
                             Err(err) => {
                                 obj.imp().warn_error("prompt signal", &err);
                                 false
@@ -692,6 +696,21 @@ impl ObjectImpl for Sam2Track {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        // As gst-plugins-rs elements: what only takes effect at start is
+        // refused while running, rather than shown by the getter but not used.
+        if pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_READY) && lock(&self.state).is_some() {
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::StateChange,
+                (
+                    "Ignored setting '{}': it can only be changed in the NULL or READY state \
+                     (stop the pipeline first)",
+                    pspec.name()
+                ),
+                ["refused value {:?}", value]
+            );
+            return;
+        }
         let mut s = lock(&self.settings);
         gst::debug!(CAT, imp = self, "Setting {} to {:?}", pspec.name(), value);
         match pspec.name() {
@@ -853,7 +872,23 @@ impl BaseTransformImpl for Sam2Track {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = lock(&self.settings).clone();
+        let mut settings = lock(&self.settings).clone();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        if settings.threads > cores {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                (
+                    "'{}' is {}, more than the {} CPU cores here: using {} (more threads than \
+                     cores only slow inference down)",
+                    PROP_THREADS,
+                    settings.threads,
+                    cores,
+                    cores
+                )
+            );
+            settings.threads = cores;
+        }
 
         let runtime = runtime::acquire(settings.ort_library.as_deref()).map_err(|err| {
             gst::error_msg!(
@@ -949,12 +984,11 @@ impl BaseTransformImpl for Sam2Track {
         let weak = self.obj().downgrade();
         let notify = Box::new(move |note: Note| {
             if let Some(obj) = weak.upgrade() {
-                match note {
-                    Note::BadPrompt(what, why) => obj.imp().warn_prompt(&what, &why),
-                }
+                obj.imp().take_note(note);
             }
         });
-        let worker = Worker::spawn(tracker, notify).map_err(|err| {
+        let panic_at = worker::test_panic_frame(&self.obj().name());
+        let worker = Worker::spawn(tracker, notify, panic_at).map_err(|err| {
             gst::error_msg!(
                 gst::CoreError::Thread,
                 ("Cannot start the inference thread: {}", err)
@@ -993,6 +1027,7 @@ impl BaseTransformImpl for Sam2Track {
         let state = lock(&self.state).take();
         drop(state);
         lock(&self.queued).clear();
+        lock(&self.ids).clear();
         gst::debug!(CAT, imp = self, "Stopped");
         Ok(())
     }
@@ -1024,16 +1059,19 @@ impl BaseTransformImpl for Sam2Track {
             EventView::CustomDownstream(_) | EventView::CustomDownstreamOob(_) => {
                 if let Some(s) = event.structure() {
                     let serialized = event.is_serialized();
+                    let what = format!("{} event", s.name());
                     match prompt::parse_structure(s) {
                         Ok(cmds) => {
-                            let cmds = self.assign_ids(cmds);
                             gst::debug!(CAT, imp = self, "Downstream prompt event: {cmds:?}");
-                            if serialized {
-                                if let Some(state) = lock(&self.state).as_mut() {
-                                    state.serialized.extend(cmds);
-                                }
-                            } else {
-                                self.queue(cmds);
+                            if !serialized {
+                                return self.queue(&what, cmds);
+                            }
+                            if self.refusing(&what) {
+                                return false;
+                            }
+                            let cmds = self.assign_ids(cmds);
+                            if let Some(state) = lock(&self.state).as_mut() {
+                                state.serialized.extend(cmds);
                             }
                             return true;
                         }
@@ -1062,6 +1100,7 @@ impl BaseTransformImpl for Sam2Track {
                 }
                 if reset {
                     lock(&self.queued).clear();
+                    lock(&self.ids).clear();
                 }
                 gst::debug!(CAT, imp = self, "Flushed (reset: {reset})");
             }
@@ -1086,8 +1125,7 @@ impl BaseTransformImpl for Sam2Track {
                     match prompt::parse_structure(s) {
                         Ok(cmds) => {
                             gst::debug!(CAT, imp = self, "Upstream prompt event: {cmds:?}");
-                            self.queue(cmds);
-                            return true;
+                            return self.queue(&format!("{} event", s.name()), cmds);
                         }
                         Err(PromptError::NotOurs) => {}
                         Err(err) => {
@@ -1138,46 +1176,101 @@ impl Sam2Track {
 
     /// Posts a warning about a refused prompt on the bus.
     fn warn_prompt(&self, what: &str, why: &str) {
+        self.warn_prompts(&format!("Ignored prompt ({what}): {why}"));
+    }
+
+    /// Posts a warning about refused prompts on the bus.
+    fn warn_prompts(&self, text: &str) {
         gst::element_imp_warning!(
             self,
             gst::StreamError::Format,
-            ("Ignored prompt ({}): {}", what, why),
+            ("{}", text),
             ["the stream goes on without it"]
         );
+    }
+
+    /// Acts on what the inference thread tells after a frame.
+    fn take_note(&self, note: Note) {
+        match note {
+            Note::Refused { frame, prompts } => match prompts.as_slice() {
+                [(what, why)] => self.warn_prompt(what, why),
+                _ => {
+                    const LISTED: usize = 3;
+                    let mut text = prompts
+                        .iter()
+                        .take(LISTED)
+                        .map(|(what, why)| format!("{what}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    if prompts.len() > LISTED {
+                        text.push_str(&format!("; and {} more", prompts.len() - LISTED));
+                    }
+                    self.warn_prompts(&format!(
+                        "Ignored {} prompts on frame {frame}: {text}",
+                        prompts.len()
+                    ));
+                }
+            },
+            Note::Released(ids) => {
+                let mut all = lock(&self.ids);
+                for id in ids {
+                    all.release(id);
+                }
+            }
+        }
     }
 
     fn warn_error(&self, what: &str, err: &PromptError) {
         self.warn_prompt(what, &err.to_string());
     }
 
-    /// Gives new objects their ids, and keeps ids given by the user from
-    /// being reused for new objects.
-    fn assign_ids(&self, mut cmds: Vec<Command>) -> Vec<Command> {
-        for cmd in &mut cmds {
-            match cmd.id() {
-                Some(NEW_OBJECT) => {
-                    let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-                    cmd.set_new_id(id);
-                }
-                Some(id) => {
-                    self.next_id
-                        .fetch_max(id.saturating_add(1), Ordering::SeqCst);
-                }
-                None => {}
-            }
+    /// Gives new objects their ids (see [`ObjectIds`]), and keeps ids given
+    /// by the user from being given to new objects. A new object for which
+    /// no id is left is refused with a warning.
+    fn assign_ids(&self, cmds: Vec<Command>) -> Vec<Command> {
+        let (cmds, refused) = lock(&self.ids).assign(cmds);
+        if let Some((cmd, err)) = refused {
+            self.warn_prompt(&cmd.to_string(), &err.to_string());
         }
         cmds
     }
 
+    /// Why prompts are refused now: the inference failed (the element stays
+    /// failed until it is stopped and started again).
+    fn refusing(&self, what: &str) -> bool {
+        let fatal = lock(&self.state).as_ref().and_then(|s| s.worker.fatal());
+        match fatal {
+            Some(err) => {
+                self.warn_prompt(
+                    what,
+                    &format!(
+                        "the element failed ({err}) and takes no prompts until it is restarted"
+                    ),
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Queues commands for the next frame the engine runs.
-    fn queue(&self, cmds: Vec<Command>) {
+    fn queue(&self, what: &str, cmds: Vec<Command>) -> bool {
+        if self.refusing(what) {
+            return false;
+        }
         let cmds = self.assign_ids(cmds);
         lock(&self.queued).extend(cmds);
+        true
     }
 
     /// Queues one command; returns its object id (0 when refused).
-    fn queue_one(&self, cmd: Command) -> u32 {
-        let cmd = self.assign_ids(vec![cmd]).remove(0);
+    fn queue_one(&self, what: &str, cmd: Command) -> u32 {
+        if self.refusing(what) {
+            return 0;
+        }
+        let Some(cmd) = self.assign_ids(vec![cmd]).pop() else {
+            return 0;
+        };
         let id = cmd.id().unwrap_or(0);
         lock(&self.queued).push(cmd);
         id
@@ -1186,6 +1279,9 @@ impl Sam2Track {
     /// Queues the commands of a sam2 structure built by a signal; returns the
     /// object id (0 and a bus warning when malformed).
     fn queue_structure(&self, what: &str, s: &gst::Structure) -> u32 {
+        if self.refusing(&format!("{what} signal")) {
+            return 0;
+        }
         match prompt::parse_structure(s) {
             Ok(cmds) => {
                 let cmds = self.assign_ids(cmds);
@@ -1270,7 +1366,7 @@ impl Sam2Track {
             _ => return false,
         };
         gst::debug!(CAT, imp = self, "Click: {cmd:?}");
-        let id = self.queue_one(cmd);
+        let id = self.queue_one("click", cmd);
         if button == 1 && !shift {
             self.last_clicked.store(id, Ordering::SeqCst);
         }

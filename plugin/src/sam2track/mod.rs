@@ -3,6 +3,7 @@
 //! The `sam2track` element.
 //!
 //! * [`imp`]: GStreamer glue (properties, caps, events, signals, state);
+//! * `ids`: object ids in use and the ids of new objects;
 //! * [`prompt`]: prompt grammar, prompt files and event structures;
 //! * [`meta`]: the metadata put on buffers and helpers to read it;
 //! * [`overlay`]: drawing masks into frames;
@@ -11,6 +12,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod ids;
 mod imp;
 pub mod meta;
 pub mod overlay;

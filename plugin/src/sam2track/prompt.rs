@@ -19,6 +19,8 @@ use std::path::Path;
 
 use gst::glib;
 
+use crate::engine::files;
+
 /// Structure name of point/box prompt events.
 pub const EVENT_PROMPT: &str = "sam2-prompt";
 /// Structure name of mask prompt events.
@@ -32,6 +34,11 @@ pub const EVENT_PREFIX: &str = "sam2-";
 
 /// Object id meaning "a new object": the element picks the next free id.
 pub const NEW_OBJECT: u32 = 0;
+
+/// Largest prompt file read (about 250,000 one-click lines).
+pub const MAX_PROMPT_FILE_BYTES: u64 = 8 << 20;
+/// Largest width or height of a mask prompt, in pixels.
+pub const MAX_MASK_SIDE: usize = 16384;
 
 /// Why a prompt or event was not accepted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -121,6 +128,10 @@ impl MaskPrompt {
     /// The mask at `width`×`height` as 0/1 (nearest neighbour).
     pub fn resized(&self, width: usize, height: usize) -> Vec<u8> {
         let mut out = vec![0u8; width * height];
+        if self.width == 0 || self.height == 0 || self.data.len() < self.width * self.height {
+            // never built by the parsers; an empty mask marks the object absent
+            return out;
+        }
         for y in 0..height {
             let sy = (y * self.height / height.max(1)).min(self.height - 1);
             for x in 0..width {
@@ -169,6 +180,47 @@ impl Command {
         match self {
             Command::Prompt { id, .. } | Command::Mask { id, .. } if *id == NEW_OBJECT => *id = new,
             _ => {}
+        }
+    }
+}
+
+/// Short, human words for warnings: `object 3: box (10, 10)-(50, 40) and 2 points`.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// Clicks listed in full up to this many.
+        const LISTED: usize = 3;
+        match self {
+            Command::Prompt {
+                id, clicks, bbox, ..
+            } => {
+                write!(f, "object {id}: ")?;
+                if let Some([x0, y0, x1, y1]) = bbox {
+                    write!(f, "box ({x0}, {y0})-({x1}, {y1})")?;
+                    if !clicks.is_empty() {
+                        f.write_str(" and ")?;
+                    }
+                }
+                if clicks.len() > LISTED {
+                    let negative = clicks.iter().filter(|c| !c.positive).count();
+                    return write!(f, "{} points ({negative} negative)", clicks.len());
+                }
+                for (i, c) in clicks.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    let kind = if c.positive {
+                        "point"
+                    } else {
+                        "negative point"
+                    };
+                    write!(f, "{sep}{kind} ({}, {})", c.x, c.y)?;
+                }
+                Ok(())
+            }
+            Command::Mask { id, mask } => {
+                write!(f, "object {id}: {}x{} mask", mask.width, mask.height)
+            }
+            Command::Remove { id } => write!(f, "remove object {id}"),
+            Command::RemoveAt { x, y } => write!(f, "remove the object at ({x}, {y})"),
+            Command::Reset => f.write_str("reset"),
         }
     }
 }
@@ -351,33 +403,46 @@ pub struct ScheduledPrompt {
     pub commands: Vec<Command>,
 }
 
-fn parse_when(text: &str) -> Option<When> {
+/// A frame number, `SECONDSs` or `[HH:]MM:SS(.fff)`; `Err`: why not.
+fn parse_when(text: &str) -> Result<When, String> {
+    let bad = || format!("'{text}' is not a frame number, 'SECONDSs' or '[HH:]MM:SS.fff'");
     if let Ok(n) = text.parse::<u64>() {
-        return Some(When::Frame(n));
+        return Ok(When::Frame(n));
     }
     let secs = if let Some(s) = text.strip_suffix('s') {
-        s.parse::<f64>().ok()?
+        s.parse::<f64>().map_err(|_| bad())?
     } else if text.contains(':') {
         // [HH:]MM:SS(.fff)
         let parts: Vec<&str> = text.split(':').collect();
         if parts.len() > 3 {
-            return None;
+            return Err(bad());
         }
         let mut secs = 0f64;
         for (i, p) in parts.iter().enumerate() {
-            let v: f64 = p.parse().ok()?;
+            let v: f64 = p.parse().map_err(|_| bad())?;
             let last = i + 1 == parts.len();
-            if v < 0.0 || (!last && v.fract() != 0.0) || (i > 0 && v >= 60.0) {
-                return None;
+            if !v.is_finite() || v < 0.0 || (!last && v.fract() != 0.0) || (i > 0 && v >= 60.0) {
+                return Err(bad());
             }
             secs = secs * 60.0 + v;
         }
         secs
     } else {
-        return None;
+        return Err(bad());
     };
-    (secs.is_finite() && secs >= 0.0)
-        .then(|| When::Time(gst::ClockTime::from_nseconds((secs * 1e9).round() as u64)))
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(bad());
+    }
+    // the largest stream time GStreamer has (GST_CLOCK_TIME_NONE - 1 ns, ~584 years)
+    let max = gst::ClockTime::MAX.nseconds();
+    let ns = (secs * 1e9).round();
+    if ns >= max as f64 {
+        return Err(format!(
+            "'{text}' is later than the largest stream time ({}s)",
+            max / 1_000_000_000
+        ));
+    }
+    Ok(When::Time(gst::ClockTime::from_nseconds(ns as u64)))
 }
 
 /// Parses a prompt file: one `WHEN PROMPTS` entry per line, where WHEN is
@@ -395,12 +460,7 @@ pub fn parse_prompt_file(text: &str) -> Result<Vec<ScheduledPrompt>, PromptError
         let (when, prompts) = line
             .split_once(char::is_whitespace)
             .ok_or_else(|| malformed(&field, "expected 'FRAME|TIME PROMPTS'"))?;
-        let when = parse_when(when.trim()).ok_or_else(|| {
-            malformed(
-                &field,
-                format!("'{when}' is not a frame number, 'SECONDSs' or '[HH:]MM:SS.fff'"),
-            )
-        })?;
+        let when = parse_when(when.trim()).map_err(|reason| malformed(&field, reason))?;
         let commands = parse_prompts(prompts).map_err(|err| match err {
             PromptError::Malformed { field: f, reason } => {
                 malformed(format!("{field}, {f}"), reason)
@@ -412,10 +472,11 @@ pub fn parse_prompt_file(text: &str) -> Result<Vec<ScheduledPrompt>, PromptError
     Ok(out)
 }
 
-/// Reads and parses a prompt file.
+/// Reads and parses a prompt file: a regular file of at most
+/// [`MAX_PROMPT_FILE_BYTES`].
 pub fn read_prompt_file(path: &Path) -> Result<Vec<ScheduledPrompt>, PromptError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| malformed("prompt-file", format!("{}: {err}", path.display())))?;
+    let text = files::read_text(path, "a prompt file", MAX_PROMPT_FILE_BYTES)
+        .map_err(|err| malformed("prompt-file", err.to_string()))?;
     parse_prompt_file(&text).map_err(|err| match err {
         PromptError::Malformed { field, reason } => {
             malformed(format!("prompt-file {}, {field}", path.display()), reason)
@@ -499,9 +560,13 @@ fn get_numbers(s: &gst::StructureRef, field: &str) -> Result<Option<Vec<f64>>, P
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            number_of(v)
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| malformed(field, format!("item {i} is not a number")))
+            let v = number_of(v)
+                .ok_or_else(|| malformed(field, format!("item {i} is not a number")))?;
+            // coordinates are f32: a finite f64 beyond its range is not one
+            if !(v as f32).is_finite() {
+                return Err(malformed(field, format!("item {i} ({v}) is out of range")));
+            }
+            Ok(v)
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -519,15 +584,27 @@ fn get_bool(s: &gst::StructureRef, field: &str) -> Result<bool, PromptError> {
     })
 }
 
-fn get_uint(s: &gst::StructureRef, field: &str) -> Result<usize, PromptError> {
-    if let Ok(v) = s.get::<u32>(field) {
-        return Ok(v as usize);
+/// A mask side: an integer from 1 to [`MAX_MASK_SIDE`].
+fn get_side(s: &gst::StructureRef, field: &str) -> Result<usize, PromptError> {
+    let value = if let Ok(v) = s.get::<u32>(field) {
+        i64::from(v)
+    } else if let Ok(v) = s.get::<i32>(field) {
+        i64::from(v)
+    } else if !s.has_field(field) {
+        return Err(malformed(field, "missing"));
+    } else {
+        return Err(malformed(
+            field,
+            format!("must be an integer, not {}", field_type(s, field)),
+        ));
+    };
+    if !(1..=MAX_MASK_SIDE as i64).contains(&value) {
+        return Err(malformed(
+            field,
+            format!("{value} is not between 1 and {MAX_MASK_SIDE}"),
+        ));
     }
-    match s.get::<i32>(field) {
-        Ok(v) if v > 0 => Ok(v as usize),
-        _ if !s.has_field(field) => Err(malformed(field, "missing")),
-        _ => Err(malformed(field, "must be a positive integer")),
-    }
+    Ok(value as usize)
 }
 
 /// Parses a sam2track event structure into commands.
@@ -638,8 +715,8 @@ fn parse_prompt_structure(s: &gst::StructureRef) -> Result<Vec<Command>, PromptE
 
 fn parse_mask_structure(s: &gst::StructureRef) -> Result<Command, PromptError> {
     let id = get_id(s, false)?;
-    let width = get_uint(s, "width")?;
-    let height = get_uint(s, "height")?;
+    let width = get_side(s, "width")?;
+    let height = get_side(s, "height")?;
     let buffer = s.get::<gst::Buffer>("mask").map_err(|_| {
         malformed(
             "mask",

@@ -79,11 +79,43 @@ pub struct Outcome {
     epoch: u64,
 }
 
-/// Things the worker tells the element about (posted on the bus).
-#[derive(Debug, Clone)]
+/// Things the worker tells the element about after a frame.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Note {
-    /// A prompt was refused: (what, why).
-    BadPrompt(String, String),
+    /// Prompts the tracker refused on frame `frame`: (what, why) each, in
+    /// order (the element posts one warning for them all).
+    Refused {
+        frame: u64,
+        prompts: Vec<(String, String)>,
+    },
+    /// Ids that are no longer objects: removed by a click, or refused as
+    /// new objects.
+    Released(Vec<u32>),
+}
+
+/// What one frame has to tell, gathered while it runs.
+#[derive(Debug, Default)]
+struct Notes {
+    refused: Vec<(String, String)>,
+    released: Vec<u32>,
+}
+
+impl Notes {
+    fn refuse(&mut self, what: impl Into<String>, why: impl Into<String>) {
+        self.refused.push((what.into(), why.into()));
+    }
+
+    fn send(self, frame: u64, notify: &dyn Fn(Note)) {
+        if !self.refused.is_empty() {
+            notify(Note::Refused {
+                frame,
+                prompts: self.refused,
+            });
+        }
+        if !self.released.is_empty() {
+            notify(Note::Released(self.released));
+        }
+    }
 }
 
 /// Why a synchronous run gave no outcome.
@@ -121,12 +153,18 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the inference thread with `tracker`; `notify` is called on it.
-    pub fn spawn(tracker: Tracker, notify: Box<dyn Fn(Note) + Send>) -> std::io::Result<Worker> {
+    /// `panic_at`: a testing aid (debug builds, see [`test_panic_frame`]):
+    /// the thread panics on that frame.
+    pub fn spawn(
+        tracker: Tracker,
+        notify: Box<dyn Fn(Note) + Send>,
+        panic_at: Option<u64>,
+    ) -> std::io::Result<Worker> {
         let shared: Shared = Arc::default();
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("sam2track-infer".into())
-            .spawn(move || run(s, tracker, notify))?;
+            .spawn(move || run(s, tracker, notify, panic_at))?;
         Ok(Worker {
             shared,
             thread: Some(thread),
@@ -265,7 +303,27 @@ impl Drop for Worker {
     }
 }
 
-fn run(shared: Shared, mut tracker: Tracker, notify: Box<dyn Fn(Note) + Send>) {
+/// Environment variable of the fault-injection testing aid: `NAME:FRAME`
+/// makes the inference thread of the element named NAME panic on frame
+/// FRAME. Read in debug builds only (the tests'); release builds ignore it.
+pub const TEST_PANIC_ENV: &str = "SAM2TRACK_TEST_PANIC";
+
+/// The frame on which the element `name` must panic ([`TEST_PANIC_ENV`]).
+pub fn test_panic_frame(name: &str) -> Option<u64> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let value = std::env::var(TEST_PANIC_ENV).ok()?;
+    let (element, frame) = value.rsplit_once(':')?;
+    (element == name).then(|| frame.parse().ok())?
+}
+
+fn run(
+    shared: Shared,
+    mut tracker: Tracker,
+    notify: Box<dyn Fn(Note) + Send>,
+    panic_at: Option<u64>,
+) {
     let mut previous: Option<Arc<Outcome>> = None;
     loop {
         let (job, epoch, reset) = {
@@ -286,9 +344,15 @@ fn run(shared: Shared, mut tracker: Tracker, notify: Box<dyn Fn(Note) + Send>) {
             tracker.reset();
             previous = None;
         }
+        let number = job.number;
+        let mut notes = Notes::default();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process(&mut tracker, job, previous.as_deref(), &*notify)
+            if panic_at == Some(number) {
+                panic!("fault injected by {TEST_PANIC_ENV} on frame {number}");
+            }
+            process(&mut tracker, job, previous.as_deref(), &mut notes)
         }));
+        notes.send(number, &*notify);
         let mut inner = lock(&shared);
         inner.busy = false;
         match result {
@@ -344,7 +408,7 @@ fn process(
     tracker: &mut Tracker,
     job: Job,
     previous: Option<&Outcome>,
-    notify: &dyn Fn(Note),
+    notes: &mut Notes,
 ) -> Result<Outcome, String> {
     let Job {
         number,
@@ -378,10 +442,7 @@ fn process(
             Command::Remove { id } => {
                 frame_commands.retain(|c: &Command| c.id() != Some(id));
                 if let Err(err) = tracker.remove_object(id) {
-                    notify(Note::BadPrompt(
-                        format!("remove object {id}"),
-                        err.to_string(),
-                    ));
+                    notes.refuse(format!("remove object {id}"), err.to_string());
                 }
             }
             Command::RemoveAt { x, y } => {
@@ -399,11 +460,12 @@ fn process(
                 match hit {
                     Some(id) => {
                         let _ = tracker.remove_object(id);
+                        notes.released.push(id);
                     }
-                    None => notify(Note::BadPrompt(
-                        format!("remove object at ({x}, {y})"),
-                        "no object there".into(),
-                    )),
+                    None => notes.refuse(
+                        format!("remove the object at ({x}, {y})"),
+                        "no object there",
+                    ),
                 }
             }
             other => frame_commands.push(other),
@@ -454,7 +516,8 @@ fn process(
     drop(buffer);
 
     for cmd in frame_commands {
-        let what = format!("{cmd:?}");
+        let what = cmd.to_string();
+        let id = cmd.id();
         let result = match cmd {
             Command::Prompt {
                 id,
@@ -498,7 +561,14 @@ fn process(
         match result {
             Ok(_) => {}
             Err(TrackerError::Stage(err)) => return Err(format!("frame {number}: {err}")),
-            Err(err) => notify(Note::BadPrompt(what, err.to_string())),
+            Err(err) => {
+                notes.refuse(what, err.to_string());
+                if let Some(id) = id
+                    && !tracker.object_ids().contains(&id)
+                {
+                    notes.released.push(id);
+                }
+            }
         }
     }
     let outputs = tracker
