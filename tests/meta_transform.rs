@@ -8,44 +8,22 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
-use common::{fixtures, micro_dir, read_png, require_runtime};
+use common::micro_dir;
+use common::stream::{self, GOLDEN_PROMPT, RGB_CAPS, frame_buffer, init};
 use gst::glib;
 use gst::prelude::*;
 use gst_video::video_meta::VideoMetaTransformScale;
 use gstsam2::sam2track::meta::{self, FrameInfo, ObjectInfo};
 
-const W: u32 = 192;
-const H: u32 = 108;
-const RGB_CAPS: &str = "video/x-raw,format=RGB,width=192,height=108,framerate=30/1";
-/// Prompts of the golden scenario's frame 0.
-const GOLDEN_PROMPT: &str = "1:point=80,45;2:box=106,57,137,82";
 /// Frames pushed per pipeline.
 const FRAMES: usize = 2;
 /// Columns and rows of object 3's mask prompt.
 const MASK_X: std::ops::Range<u32> = 31..98;
 const MASK_Y: std::ops::Range<u32> = 21..76;
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().expect("GStreamer initialises");
-        gstsam2::plugin_register_static().expect("the sam2 plugin registers");
-    });
-}
-
-/// Golden frame `t` (192x108 RGB) as a buffer with timestamps.
-fn frame_buffer(t: usize) -> gst::Buffer {
-    let path = fixtures().join(format!("golden/frames/{t:05}.png"));
-    let (w, h, color, px) = read_png(&path);
-    assert_eq!((w, h, color), (W as usize, H as usize, png::ColorType::Rgb));
-    let mut buffer = gst::Buffer::from_mut_slice(px);
-    let b = buffer.get_mut().unwrap();
-    b.set_pts(gst::ClockTime::from_nseconds(t as u64 * 1_000_000_000 / 30));
-    b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / 30));
-    buffer
-}
+const W: u32 = stream::W as u32;
+const H: u32 = stream::H as u32;
 
 /// A ROI meta of ours: id, rectangle, whether it has the `sam2` param.
 type Roi = (i32, (u32, u32, u32, u32), bool);
@@ -92,7 +70,6 @@ fn run(
     configure: impl FnOnce(&mut gst_check::Harness, &gst::Bin),
 ) -> (Vec<(Metas, Metas)>, gst::Caps) {
     init();
-    require_runtime();
     let desc = format!(
         "sam2track name=t mode=sync model-dir=\"{}\" prompt=\"{GOLDEN_PROMPT}\" {props} ! {downstream}",
         micro_dir().display()
