@@ -16,6 +16,10 @@
 # Options:
 #   --with-export-tools  also create .venv-models and install the model export
 #                        tools' requirements (models/requirements.txt) into it
+#   --ort-version V      install ONNX Runtime V instead of 1.31.1, into
+#                        .ort/V/lib (pinned: 1.31.1, 1.19.2 = the oldest
+#                        supported release with a PyPI wheel); use it with
+#                        ORT_DYLIB_PATH=.ort/V/lib/libonnxruntime.so.V
 #   -h, --help           show this help
 #
 # Environment:
@@ -28,14 +32,15 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 MIN_RUST="1.92"
-ORT_VERSION="1.31.1"
-ORT_WHEEL="onnxruntime-${ORT_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
-ORT_WHEEL_SHA256="5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
-ORT_MEMBERS=(
-    "onnxruntime/capi/libonnxruntime.so.${ORT_VERSION}"
-    "onnxruntime/capi/libonnxruntime_providers_shared.so"
+# The ONNX Runtime the plugin is built and tested with (the element's default).
+DEFAULT_ORT_VERSION="1.31.1"
+# Pinned CPU wheels from PyPI: version -> "wheel file name sha256".
+declare -A ORT_WHEELS=(
+    [1.31.1]="onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
+    # oldest release whose wheel ships libonnxruntime.so (1.17/1.18 wheels do not)
+    [1.19.2]="onnxruntime-1.19.2-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl a36511dc07c5c964b916697e42e366fa43c48cdb3d3503578d78cef30417cb84"
 )
-ORT_LIB="libonnxruntime.so.${ORT_VERSION}"
+ORT_VERSION="$DEFAULT_ORT_VERSION"
 
 APT_PACKAGES=(
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
@@ -48,25 +53,44 @@ APT_PACKAGES=(
 )
 
 WITH_EXPORT_TOOLS=0
+ORT_VERSION_GIVEN=0
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() { sed -n '4,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-for arg in "$@"; do
-    case "$arg" in
+while [ "$#" -gt 0 ]; do
+    case "$1" in
         --with-export-tools) WITH_EXPORT_TOOLS=1 ;;
+        --ort-version)
+            [ "$#" -ge 2 ] || die "--ort-version needs a version"
+            ORT_VERSION="$2"; ORT_VERSION_GIVEN=1; shift ;;
         -h | --help) usage; exit 0 ;;
-        *) usage >&2; die "unknown option: $arg" ;;
+        *) usage >&2; die "unknown option: $1" ;;
     esac
+    shift
 done
 
-case "${SAM2TRACK_ORT_DIR:-}" in
-    "") ORT_DIR="$REPO_ROOT/.ort/lib" ;;
-    /*) ORT_DIR="$SAM2TRACK_ORT_DIR" ;;
-    *) ORT_DIR="$REPO_ROOT/$SAM2TRACK_ORT_DIR" ;;
-esac
+[ -n "${ORT_WHEELS[$ORT_VERSION]:-}" ] \
+    || die "no pinned wheel for ONNX Runtime $ORT_VERSION (pinned: ${!ORT_WHEELS[*]})"
+read -r ORT_WHEEL ORT_WHEEL_SHA256 <<<"${ORT_WHEELS[$ORT_VERSION]}"
+ORT_MEMBERS=(
+    "onnxruntime/capi/libonnxruntime.so.${ORT_VERSION}"
+    "onnxruntime/capi/libonnxruntime_providers_shared.so"
+)
+ORT_LIB="libonnxruntime.so.${ORT_VERSION}"
+
+if [ "$ORT_VERSION" != "$DEFAULT_ORT_VERSION" ]; then
+    # another release, next to the default one (which the build bakes in)
+    ORT_DIR="$REPO_ROOT/.ort/$ORT_VERSION/lib"
+else
+    case "${SAM2TRACK_ORT_DIR:-}" in
+        "") ORT_DIR="$REPO_ROOT/.ort/lib" ;;
+        /*) ORT_DIR="$SAM2TRACK_ORT_DIR" ;;
+        *) ORT_DIR="$REPO_ROOT/$SAM2TRACK_ORT_DIR" ;;
+    esac
+fi
 
 TMP_DIR="$(mktemp -d)"
 trap 'rm -rf "$TMP_DIR"' EXIT
@@ -229,6 +253,10 @@ install_export_tools() {
 install_apt_packages
 ensure_rust
 install_ort
+if [ "$ORT_VERSION_GIVEN" -eq 1 ] && [ "$ORT_VERSION" != "$DEFAULT_ORT_VERSION" ]; then
+    log "ONNX Runtime $ORT_VERSION: use it with ORT_DYLIB_PATH=$ORT_DIR/$ORT_LIB"
+    exit 0
+fi
 if [ "$WITH_EXPORT_TOOLS" -eq 1 ]; then
     install_export_tools
 fi

@@ -358,7 +358,7 @@ fn valid_setup_passes_buffers_through() {
         Outcome::Error { error, debug } => panic!("unexpected error {error:?} ({debug})"),
     }
     // Explicitly naming the library that is already loaded is fine too.
-    let lib = setup_library();
+    let lib = require_runtime().library().to_path_buf();
     let outcome = run_pipeline(2, |e| {
         set_path(e, "model-dir", &dir);
         set_path(e, "ort-library", &lib);
@@ -393,7 +393,7 @@ fn runtime_is_shared_across_starts() {
     let first = require_runtime();
     let second = runtime::acquire(None).expect("second acquire");
     assert!(Arc::ptr_eq(&first, &second), "one ONNX Runtime per process");
-    let explicit = runtime::acquire(Some(&lib)).expect("explicit same library");
+    let explicit = runtime::acquire(Some(first.library())).expect("explicit same library");
     assert!(Arc::ptr_eq(&first, &explicit));
     if std::env::var_os(runtime::DYLIB_PATH_ENV).is_none() {
         assert_eq!(first.library(), lib.as_path());

@@ -8,6 +8,7 @@ mod common;
 
 use common::{micro_dir, read_png, require_runtime};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
+use gstsam2::engine::runtime;
 use gstsam2::engine::stages::Stages;
 use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig, TrackerError};
 
@@ -49,6 +50,29 @@ fn rgb_frame(data: &[u8]) -> Frame<'_> {
         stride: W * 3,
         format: PixelFormat::Rgb,
     }
+}
+
+/// The suite runs on the ONNX Runtime it means to: the pinned one, or the
+/// release named by SAM2TRACK_EXPECT_ORT_VERSION (CI's run on the oldest
+/// supported release sets it with ORT_DYLIB_PATH).
+#[test]
+fn runs_on_the_expected_onnx_runtime() {
+    let runtime = require_runtime();
+    let version = runtime.version();
+    println!(
+        "ONNX Runtime {version} from {}",
+        runtime.library().display()
+    );
+    let expected = match std::env::var("SAM2TRACK_EXPECT_ORT_VERSION") {
+        Ok(v) => v,
+        Err(_) if std::env::var_os(runtime::DYLIB_PATH_ENV).is_some() => {
+            // a developer's own library: only its version must be readable
+            assert!(version.starts_with("1."), "{version}");
+            return;
+        }
+        Err(_) => runtime::ORT_VERSION.to_owned(),
+    };
+    assert_eq!(version, expected);
 }
 
 #[test]

@@ -32,8 +32,14 @@ use super::files;
 
 /// ONNX Runtime version installed by `scripts/setup.sh`.
 pub const ORT_VERSION: &str = "1.31.1";
-/// Oldest ONNX Runtime release `ort` accepts (it uses the 1.31 C API).
-pub const MIN_ORT_VERSION: &str = "1.31";
+/// Oldest ONNX Runtime release the plugin supports: `ort` is built for the
+/// C API of 1.17 (its floor) and refuses older libraries. The oldest
+/// release tested (CI runs the suite on it) is [`OLDEST_TESTED_ORT_VERSION`].
+pub const MIN_ORT_VERSION: &str = "1.17";
+/// Oldest ONNX Runtime whose PyPI wheel ships the C library (1.19; 1.17 and
+/// 1.18 come as release tarballs and NVIDIA's JetPack builds): what
+/// `scripts/setup.sh --ort-version` can install and CI tests.
+pub const OLDEST_TESTED_ORT_VERSION: &str = "1.19.2";
 /// File name of the library inside the set-up folder.
 pub const SETUP_LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
 /// Names tried through the dynamic loader's search path, in order.
@@ -367,6 +373,7 @@ pub fn check_reuse(
 #[derive(Debug)]
 pub struct OrtRuntime {
     library: PathBuf,
+    version: String,
     source: Source,
     environment: ort::environment::Environment,
     /// Whether [`register_shared_cpu_arena`] succeeded (sessions then share it).
@@ -382,6 +389,11 @@ impl OrtRuntime {
     /// Which step of the search order found the library.
     pub fn source(&self) -> Source {
         self.source
+    }
+
+    /// The library's version, e.g. `1.31.1` (`OrtGetApiBase()->GetVersionString()`).
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The process-wide ONNX Runtime environment sessions are created in.
@@ -475,6 +487,29 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The version string of the ONNX Runtime library at `path`, already
+/// loaded by `ort` (`dlopen()` hands back the same library, counted once
+/// more, and this handle's drop counts it down again).
+fn library_version(path: &Path) -> Result<String, String> {
+    type GetApiBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
+    // SAFETY: the library is ONNX Runtime, loaded and initialised by `ort`
+    // already; OrtGetApiBase has this signature in every release, returns a
+    // static table, and GetVersionString a static NUL-terminated string.
+    unsafe {
+        let lib = libloading::Library::new(path).map_err(|e| e.to_string())?;
+        let get: libloading::Symbol<GetApiBase> =
+            lib.get(b"OrtGetApiBase\0").map_err(|e| e.to_string())?;
+        let base = get();
+        if base.is_null() {
+            return Err("OrtGetApiBase() returned NULL".into());
+        }
+        let version = ((*base).GetVersionString)();
+        Ok(std::ffi::CStr::from_ptr(version)
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
 /// `ort`'s loading error with the dynamic loader's reason (`dlerror()`),
 /// which its message leaves in the error's source.
 fn load_error_text(err: &ort::LoadDynamicError) -> String {
@@ -526,6 +561,7 @@ pub fn acquire(explicit: Option<&Path>) -> Result<Arc<OrtRuntime>, RuntimeError>
     let (candidate, builder) = resolve(&list, check_library_file, load_library)?;
 
     // The library is now bound to the process for good.
+    let version = library_version(&candidate.path).unwrap_or_else(|e| format!("unknown ({e})"));
     let built = panic::catch_unwind(AssertUnwindSafe(|| {
         builder
             .with_name(ENVIRONMENT_NAME)
@@ -536,6 +572,7 @@ pub fn acquire(explicit: Option<&Path>) -> Result<Arc<OrtRuntime>, RuntimeError>
         Ok(Ok(environment)) => {
             let shared_arena = register_shared_cpu_arena(&environment);
             let runtime = Arc::new(OrtRuntime {
+                version,
                 shared_arena,
                 library: candidate.path,
                 source: candidate.source,

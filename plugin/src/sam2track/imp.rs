@@ -900,7 +900,8 @@ impl BaseTransformImpl for Sam2Track {
         gst::info!(
             CAT,
             imp = self,
-            "Using ONNX Runtime from {} ({})",
+            "Using ONNX Runtime {} from {} ({})",
+            runtime.version(),
             runtime.library().display(),
             runtime.source()
         );
@@ -1303,13 +1304,7 @@ impl Sam2Track {
         let Ok(nav) = gst_video::NavigationEvent::parse(event) else {
             return false;
         };
-        let gst_video::NavigationEvent::MouseButtonPress {
-            button,
-            x,
-            y,
-            modifier_state,
-        } = nav
-        else {
+        let gst_video::NavigationEvent::MouseButtonPress { button, x, y, .. } = nav else {
             return false;
         };
         let Some((w, h)) = lock(&self.state)
@@ -1329,7 +1324,7 @@ impl Sam2Track {
         }
         let (x, y) = (Coord::px(x as f32), Coord::px(y as f32));
         let selected = lock(&self.settings).selected_object;
-        let shift = modifier_state.contains(gst_video::NavigationModifierType::SHIFT_MASK);
+        let shift = shift_held(&nav);
         let cmd = match button {
             1 if shift => {
                 let target = if selected != NEW_OBJECT {
@@ -1722,6 +1717,24 @@ impl Sam2Track {
                 .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
         }
     }
+}
+
+/// Whether shift was held during a navigation event. Navigation events carry
+/// modifier keys from GStreamer 1.22 on; built for 1.20 (without the `v1_22`
+/// feature) shift-clicks read as plain clicks.
+#[cfg(feature = "v1_22")]
+fn shift_held(nav: &gst_video::NavigationEvent) -> bool {
+    match nav {
+        gst_video::NavigationEvent::MouseButtonPress { modifier_state, .. } => {
+            modifier_state.contains(gst_video::NavigationModifierType::SHIFT_MASK)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(not(feature = "v1_22"))]
+fn shift_held(_nav: &gst_video::NavigationEvent) -> bool {
+    false
 }
 
 /// Masks/boxes/metadata masks of `outcome` for a `w`×`h` frame.
