@@ -8,7 +8,8 @@
 #   2. gst-inspect-1.0 must find the sam2track element in the debug build
 #      (target/debug/libgstsam2.so);
 #   3. the examples (Rust and Python) run on the micro model and check that
-#      the metadata follows the prompts they send.
+#      the metadata follows the prompts they send;
+#   4. scripts/demo.sh writes its overlay mp4 and prints object metadata.
 #
 # Needs scripts/setup.sh to have been run once (GStreamer, Rust, ONNX Runtime).
 
@@ -52,3 +53,14 @@ cargo run --quiet -p gst-plugin-sam2 --example track_events -- tests/fixtures/mi
 # Debian's python3 (python3-gi, python3-gst-1.0 come from apt, see setup.sh)
 log "example track_events.py (Python, PyGObject)"
 GST_PLUGIN_PATH="$plugin_dir" /usr/bin/python3 examples/track_events.py tests/fixtures/micro | tail -n 2
+
+# The README's first command after set-up: an overlay mp4 and metadata printed.
+log "scripts/demo.sh (committed frames, micro model)"
+demo_dir="$(mktemp -d)"
+trap 'rm -rf "$demo_dir"' EXIT
+demo_out="$(DEMO_OUT="$demo_dir/demo.mp4" GST_PLUGIN_PATH="$plugin_dir" bash scripts/demo.sh)"
+printf '%s\n' "$demo_out" | sed -n '2,4p'
+printf '%s\n' "$demo_out" | grep -q '^  object 2: box ' \
+    || { echo "test.sh: demo.sh printed no object metadata" >&2; exit 1; }
+[ -s "$demo_dir/demo.mp4" ] || { echo "test.sh: demo.sh wrote no mp4" >&2; exit 1; }
+log "scripts/demo.sh: OK ($(stat -c %s "$demo_dir/demo.mp4") bytes of mp4)"
