@@ -124,18 +124,7 @@ fn a_panic_on_the_inference_thread_leaves_the_element_failed() {
 #[test]
 #[ignore = "run in a child process by a_panic_on_the_inference_thread_leaves_the_element_failed"]
 fn child_inference_panic() {
-    init();
-    let mut h = gst_check::Harness::new_parse(&format!(
-        "sam2track name=faulty mode=sync model-dir=\"{}\" prompt=\"{GOLDEN_PROMPT}\"",
-        micro_dir().display()
-    ));
-    let element = h
-        .element()
-        .expect("harness element")
-        .downcast::<gst::Bin>()
-        .map(|bin| bin.by_name("faulty").expect("sam2track in the bin"))
-        .unwrap_or_else(|e| e);
-    h.set_src_caps_str(RGB_CAPS);
+    let (mut h, element) = harness_named("faulty", "RGB", &format!("prompt=\"{GOLDEN_PROMPT}\""));
     let bus = bus_of(&element);
     assert_eq!(ids(&push_pull(&mut h, 0)), vec![1, 2]);
     // frame 1: the injected panic is caught and fails the stream

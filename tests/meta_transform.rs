@@ -203,6 +203,12 @@ fn info(width: u32, height: u32) -> gst_video::VideoInfo {
 
 // ------------------------------------------------------ transform function
 
+/// Width and height of video caps.
+fn frame_size(caps: &gst::Caps) -> (i32, i32) {
+    let s = caps.structure(0).expect("caps with a structure");
+    (s.get("width").unwrap(), s.get("height").unwrap())
+}
+
 #[test]
 fn metas_are_tagged_like_the_roi_meta() {
     init();
@@ -316,14 +322,7 @@ fn videoscale_scales_boxes_and_masks() {
         "videoscale ! capsfilter caps=video/x-raw,width=96,height=54",
         |_, _| (),
     );
-    let s = caps.structure(0).unwrap();
-    assert_eq!(
-        (
-            s.get::<i32>("width").unwrap(),
-            s.get::<i32>("height").unwrap()
-        ),
-        (96, 54)
-    );
+    assert_eq!(frame_size(&caps), (96, 54));
     for (t, (up, down)) in frames.iter().enumerate() {
         assert_eq!(
             down.objects.iter().map(|o| o.id).collect::<Vec<_>>(),
@@ -471,14 +470,7 @@ fn assert_transformed(up: &Metas, down: &Metas, expect: impl Fn([u32; 4]) -> [u3
 #[test]
 fn videocrop_never_leaves_stale_boxes() {
     let (frames, caps) = run("", "videocrop left=40 top=20", |_, _| ());
-    let s = caps.structure(0).unwrap();
-    assert_eq!(
-        (
-            s.get::<i32>("width").unwrap(),
-            s.get::<i32>("height").unwrap()
-        ),
-        (152, 88)
-    );
+    assert_eq!(frame_size(&caps), (152, 88));
     for (t, (up, down)) in frames.iter().enumerate() {
         println!(
             "{}: videocrop frame {t}: {} object metas, frame meta {}, {} ROI metas",

@@ -61,10 +61,15 @@ pub fn frame_buffer(t: usize) -> gst::Buffer {
 /// for RGB) fed RGB golden frames; sam2track in sync mode with the micro
 /// model plus `props`.
 pub fn harness(format: &str, props: &str) -> (gst_check::Harness, gst::Element) {
+    harness_named("t", format, props)
+}
+
+/// [`harness`] with the sam2track element named `name`.
+pub fn harness_named(name: &str, format: &str, props: &str) -> (gst_check::Harness, gst::Element) {
     init();
     let model = micro_dir();
     let track = format!(
-        "sam2track name=t mode=sync model-dir=\"{}\" {props}",
+        "sam2track name={name} mode=sync model-dir=\"{}\" {props}",
         model.display()
     );
     let desc = if format == "RGB" {
@@ -77,7 +82,7 @@ pub fn harness(format: &str, props: &str) -> (gst_check::Harness, gst::Element) 
         .element()
         .expect("harness element")
         .downcast::<gst::Bin>()
-        .map(|bin| bin.by_name("t").expect("sam2track in the bin"))
+        .map(|bin| bin.by_name(name).expect("sam2track in the bin"))
         .unwrap_or_else(|e| e);
     h.set_src_caps_str(RGB_CAPS);
     (h, element)
