@@ -397,6 +397,41 @@ fn a_prompt_flood_posts_one_warning() {
 }
 
 #[test]
+fn prompts_waiting_for_a_frame_are_bounded() {
+    // 60,000 objects a call, all outside the frame (refused when a frame comes)
+    let flood = |first: usize| -> String {
+        (first..first + 60_000)
+            .map(|i| format!("{i}:point=500,1"))
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let (mut h, element) = harness("RGB", "");
+    let bus = bus_of(&element);
+    assert!(element.emit_by_name::<bool>("prompt", &[&flood(1)]));
+    // no frame came: the inbox is full, the next call is refused (memory stays bounded)
+    assert!(!element.emit_by_name::<bool>("prompt", &[&flood(60_001)]));
+    let id: u32 = element.emit_by_name("add-point", &[&0u32, &80f32, &45f32, &true]);
+    assert_eq!(id, 60_001, "one more still fits, past the highest id in use");
+    let mut all = warnings(&bus);
+    let w = take_warning(&mut all, "prompts already wait for the next frame");
+    assert!(
+        w.contains("60000 more would pass the 100000 allowed"),
+        "{w}"
+    );
+    assert!(all.is_empty(), "{all:?}");
+    // a frame takes them: one warning for the 60,000 refused, the last one tracked
+    assert_eq!(ids(&push_pull(&mut h, 0)), vec![60_001]);
+    let all = warnings(&bus);
+    assert_eq!(all.len(), 1, "{} warnings", all.len());
+    assert!(
+        all[0].contains("Ignored 60000 prompts on frame 0"),
+        "{}",
+        all[0]
+    );
+    assert!(element.emit_by_name::<bool>("prompt", &[&flood(60_001)]));
+}
+
+#[test]
 fn a_huge_prompt_file_runs_in_bounded_time() {
     const LINES: usize = 100_000;
     const FRAMES: usize = 8;

@@ -74,6 +74,10 @@ pub const MESSAGE_FRAME: &str = "sam2-frame";
 /// Largest `max-objects` (object labels of the overlay fit in a byte).
 const MAX_OBJECTS_LIMIT: u32 = 64;
 
+/// Most prompts (commands) waiting for the next frame, per channel
+/// (signals/upstream events/clicks, and serialized downstream events).
+const MAX_WAITING_PROMPTS: usize = 100_000;
+
 /// User configuration, set through properties.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -1067,7 +1071,9 @@ impl BaseTransformImpl for Sam2Track {
                             if !serialized {
                                 return self.queue(&what, cmds);
                             }
-                            if self.refusing(&what) {
+                            let waiting =
+                                lock(&self.state).as_ref().map_or(0, |s| s.serialized.len());
+                            if !self.admit(&what, waiting, cmds.len()) {
                                 return false;
                             }
                             let cmds = self.assign_ids(cmds);
@@ -1254,44 +1260,58 @@ impl Sam2Track {
         }
     }
 
-    /// Queues commands for the next frame the engine runs.
-    fn queue(&self, what: &str, cmds: Vec<Command>) -> bool {
+    /// Whether `count` more prompts may wait for the next frame, with
+    /// `waiting` already there; warns when not (the element failed, or the
+    /// inbox is full: prompts sent while no frame flows must not grow
+    /// memory without bound).
+    fn admit(&self, what: &str, waiting: usize, count: usize) -> bool {
         if self.refusing(what) {
             return false;
         }
-        let cmds = self.assign_ids(cmds);
-        lock(&self.queued).extend(cmds);
+        if waiting + count > MAX_WAITING_PROMPTS {
+            self.warn_prompt(
+                what,
+                &format!(
+                    "{waiting} prompts already wait for the next frame, {count} more would pass \
+                     the {MAX_WAITING_PROMPTS} allowed"
+                ),
+            );
+            return false;
+        }
         true
+    }
+
+    /// Queues commands for the next frame the engine runs; returns the
+    /// object id of the first (0 when it has none), or None when refused.
+    fn enqueue(&self, what: &str, cmds: Vec<Command>) -> Option<u32> {
+        let waiting = lock(&self.queued).len();
+        if !self.admit(what, waiting, cmds.len()) {
+            return None;
+        }
+        let cmds = self.assign_ids(cmds);
+        let id = cmds.first().and_then(Command::id).unwrap_or(0);
+        lock(&self.queued).extend(cmds);
+        Some(id)
+    }
+
+    /// Queues commands for the next frame the engine runs.
+    fn queue(&self, what: &str, cmds: Vec<Command>) -> bool {
+        self.enqueue(what, cmds).is_some()
     }
 
     /// Queues one command; returns its object id (0 when refused).
     fn queue_one(&self, what: &str, cmd: Command) -> u32 {
-        if self.refusing(what) {
-            return 0;
-        }
-        let Some(cmd) = self.assign_ids(vec![cmd]).pop() else {
-            return 0;
-        };
-        let id = cmd.id().unwrap_or(0);
-        lock(&self.queued).push(cmd);
-        id
+        self.enqueue(what, vec![cmd]).unwrap_or(0)
     }
 
     /// Queues the commands of a sam2 structure built by a signal; returns the
     /// object id (0 and a bus warning when malformed).
     fn queue_structure(&self, what: &str, s: &gst::Structure) -> u32 {
-        if self.refusing(&format!("{what} signal")) {
-            return 0;
-        }
+        let what = format!("{what} signal");
         match prompt::parse_structure(s) {
-            Ok(cmds) => {
-                let cmds = self.assign_ids(cmds);
-                let id = cmds.first().and_then(Command::id).unwrap_or(0);
-                lock(&self.queued).extend(cmds);
-                id
-            }
+            Ok(cmds) => self.enqueue(&what, cmds).unwrap_or(0),
             Err(err) => {
-                self.warn_error(&format!("{what} signal"), &err);
+                self.warn_error(&what, &err);
                 0
             }
         }
