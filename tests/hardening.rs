@@ -411,7 +411,10 @@ fn prompts_waiting_for_a_frame_are_bounded() {
     // no frame came: the inbox is full, the next call is refused (memory stays bounded)
     assert!(!element.emit_by_name::<bool>("prompt", &[&flood(60_001)]));
     let id: u32 = element.emit_by_name("add-point", &[&0u32, &80f32, &45f32, &true]);
-    assert_eq!(id, 60_001, "one more still fits, past the highest id in use");
+    assert_eq!(
+        id, 60_001,
+        "one more still fits, past the highest id in use"
+    );
     let mut all = warnings(&bus);
     let w = take_warning(&mut all, "prompts already wait for the next frame");
     assert!(

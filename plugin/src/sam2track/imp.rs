@@ -8,8 +8,6 @@
 //! thread waits for it (sync mode) or never does (async mode, for live
 //! sources), see the README's "Live sources" section.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -20,17 +18,18 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
-use crate::engine::model::{self, ExecutionProvider, SessionOptions};
+use crate::engine::model;
 use crate::engine::stages::Stages;
-use crate::engine::tracker::{self, Tracker, TrackerConfig};
+use crate::engine::tracker::{self, Tracker};
 use crate::engine::{ops, runtime};
 
-use super::ids::ObjectIds;
+use super::inbox::{Channel, Inbox};
 use super::meta::{self, FrameInfo, ObjectInfo};
-use super::overlay::{self, Layout, Style};
-use super::prompt::{self, Command, Coord, NEW_OBJECT, PromptError, ScheduledPrompt, When};
-use super::worker::{self, Job, JobOptions, Note, Outcome, RunError, Worker};
-use super::{BackgroundMode, MaskResolution, Mode, OnFlush, Output, Provider};
+use super::overlay::{self, Layout};
+use super::prompt::{self, Command, Coord, NEW_OBJECT, PromptError};
+use super::settings::{self, *};
+use super::worker::{self, Job, Note, Outcome, RunError, Worker};
+use super::{MaskResolution, Mode, OnFlush};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -40,162 +39,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const PROP_MODEL_DIR: &str = "model-dir";
-const PROP_ORT_LIBRARY: &str = "ort-library";
-const PROP_PROVIDER: &str = "provider";
-const PROP_DEVICE_ID: &str = "device-id";
-const PROP_FALLBACK: &str = "fallback-to-cpu";
-const PROP_THREADS: &str = "threads";
-const PROP_MASK_THRESHOLD: &str = "mask-threshold";
-const PROP_MEMORY_FRAMES: &str = "memory-frames";
-const PROP_MAX_COND_FRAMES: &str = "max-cond-frames";
-const PROP_MAX_OBJECTS: &str = "max-objects";
-const PROP_NON_OVERLAP: &str = "non-overlap";
-const PROP_OUTPUT: &str = "output";
-const PROP_OVERLAY_ALPHA: &str = "overlay-alpha";
-const PROP_CONTOUR_WIDTH: &str = "contour-width";
-const PROP_COLORS: &str = "colors";
-const PROP_BACKGROUND: &str = "background";
-const PROP_BACKGROUND_COLOR: &str = "background-color";
-const PROP_BLUR_RADIUS: &str = "blur-radius";
-const PROP_MASK_RESOLUTION: &str = "mask-resolution";
-const PROP_POST_MESSAGES: &str = "post-messages";
-const PROP_PROMPT: &str = "prompt";
-const PROP_PROMPT_FILE: &str = "prompt-file";
-const PROP_SELECTED_OBJECT: &str = "selected-object";
-const PROP_NAVIGATION: &str = "navigation";
-const PROP_MODE: &str = "mode";
-const PROP_ON_FLUSH: &str = "on-flush";
-const PROP_INFERENCE_DELAY: &str = "inference-delay";
-
 /// Name of the per-frame element messages (`post-messages`).
 pub const MESSAGE_FRAME: &str = "sam2-frame";
-
-/// Largest `max-objects` (object labels of the overlay fit in a byte).
-const MAX_OBJECTS_LIMIT: u32 = 64;
-
-/// Most prompts (commands) waiting for the next frame, per channel
-/// (signals/upstream events/clicks, and serialized downstream events).
-const MAX_WAITING_PROMPTS: usize = 100_000;
-
-/// User configuration, set through properties.
-#[derive(Debug, Clone)]
-struct Settings {
-    model_dir: Option<PathBuf>,
-    ort_library: Option<PathBuf>,
-    provider: Provider,
-    device_id: i32,
-    fallback_to_cpu: bool,
-    threads: u32,
-    mask_threshold: f32,
-    memory_frames: u32,
-    max_cond_frames: i32,
-    max_objects: u32,
-    non_overlap: bool,
-    output: Output,
-    overlay_alpha: f64,
-    contour_width: u32,
-    colors: Vec<u32>,
-    background: BackgroundMode,
-    background_color: u32,
-    blur_radius: u32,
-    mask_resolution: MaskResolution,
-    post_messages: bool,
-    prompt: Option<String>,
-    prompt_file: Option<PathBuf>,
-    selected_object: u32,
-    navigation: bool,
-    mode: Mode,
-    on_flush: OnFlush,
-    inference_delay_ms: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            model_dir: None,
-            ort_library: None,
-            provider: Provider::Cpu,
-            device_id: 0,
-            fallback_to_cpu: true,
-            threads: 0,
-            mask_threshold: 0.0,
-            memory_frames: 0,
-            max_cond_frames: -1,
-            max_objects: 16,
-            non_overlap: false,
-            output: Output::Both,
-            overlay_alpha: 0.5,
-            contour_width: 2,
-            colors: overlay::DEFAULT_COLORS.to_vec(),
-            background: BackgroundMode::None,
-            background_color: 0x00b140,
-            blur_radius: 15,
-            mask_resolution: MaskResolution::Frame,
-            post_messages: false,
-            prompt: None,
-            prompt_file: None,
-            selected_object: 0,
-            navigation: true,
-            mode: Mode::Auto,
-            on_flush: OnFlush::Reset,
-            inference_delay_ms: 0,
-        }
-    }
-}
-
-impl Settings {
-    fn session_options(&self) -> SessionOptions {
-        SessionOptions {
-            intra_threads: (self.threads > 0).then_some(self.threads as usize),
-            provider: match self.provider {
-                Provider::Cpu => ExecutionProvider::Cpu,
-                Provider::Cuda => ExecutionProvider::Cuda {
-                    device_id: self.device_id,
-                },
-                Provider::TensorRt => ExecutionProvider::TensorRt {
-                    device_id: self.device_id,
-                },
-            },
-            fallback_to_cpu: self.fallback_to_cpu,
-        }
-    }
-
-    fn tracker_config(&self) -> TrackerConfig {
-        TrackerConfig {
-            mask_threshold: self.mask_threshold,
-            max_objects: self.max_objects as usize,
-            num_maskmem: (self.memory_frames > 0).then_some(self.memory_frames),
-            max_cond_frames_in_attn: Some(self.max_cond_frames),
-            max_obj_ptrs: None,
-            non_overlap_masks: self.non_overlap,
-        }
-    }
-
-    fn style(&self) -> Style {
-        Style {
-            alpha: self.overlay_alpha as f32,
-            contour_width: self.contour_width,
-            colors: self.colors.clone(),
-            background: match self.background {
-                BackgroundMode::None => overlay::Background::None,
-                BackgroundMode::Blur => overlay::Background::Blur,
-                BackgroundMode::Solid => overlay::Background::Solid,
-                BackgroundMode::Transparent => overlay::Background::Transparent,
-            },
-            background_color: self.background_color,
-            blur_radius: self.blur_radius,
-        }
-    }
-
-    fn job_options(&self) -> JobOptions {
-        JobOptions {
-            mask_threshold: self.mask_threshold,
-            non_overlap: self.non_overlap,
-            delay: Duration::from_millis(u64::from(self.inference_delay_ms)),
-        }
-    }
-}
 
 /// What was drawn/attached for an outcome at one frame size, reused while
 /// the outcome is the latest (stale frames).
@@ -220,12 +65,6 @@ struct State {
     video_info: Option<gst_video::VideoInfo>,
     /// Frames received since start.
     frames: u64,
-    /// Prompt-file entries and whether each was applied.
-    schedule: Vec<(ScheduledPrompt, bool)>,
-    /// After a resetting flush: re-arm time entries at the next frame.
-    rearm_schedule: bool,
-    /// Commands of serialized downstream events, for the next frame.
-    serialized: Vec<Command>,
     /// Whether upstream is live (from a LATENCY query), None: not asked yet.
     upstream_live: Option<bool>,
     /// Longest inference seen, and the latency last reported for it.
@@ -235,51 +74,19 @@ struct State {
     warned_transparent: bool,
 }
 
+#[derive(Default)]
 pub struct Sam2Track {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
-    /// Commands from signals, upstream events and clicks, for the next frame
-    /// the engine runs. Not under `state`: signals must not wait on inference.
-    queued: Mutex<Vec<Command>>,
-    /// The `prompt` property was set and is not applied yet.
-    prompt_pending: AtomicBool,
-    /// Object ids in use, and the next one for a new object.
-    ids: Mutex<ObjectIds>,
-    /// Object the last click created (negative clicks go to it).
-    last_clicked: AtomicU32,
-}
-
-impl Default for Sam2Track {
-    fn default() -> Self {
-        Sam2Track {
-            settings: Mutex::default(),
-            state: Mutex::default(),
-            queued: Mutex::default(),
-            prompt_pending: AtomicBool::new(false),
-            ids: Mutex::default(),
-            last_clicked: AtomicU32::new(0),
-        }
-    }
+    /// Prompts waiting for a frame, and the object ids. Not under `state`:
+    /// signals must not wait on inference or drawing.
+    inbox: Mutex<Inbox>,
 }
 
 /// Locks `mutex`, ignoring poisoning: the guarded data stays consistent
 /// because no code path leaves it half-updated.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Converts an optional string property value into an optional path; an
-/// empty string means "unset".
-fn string_from_value(value: &glib::Value) -> Option<String> {
-    value
-        .get::<Option<String>>()
-        .ok()
-        .flatten()
-        .filter(|s| !s.is_empty())
-}
-
-fn path_to_value(path: Option<&Path>) -> glib::Value {
-    path.map(|p| p.to_string_lossy().into_owned()).to_value()
 }
 
 /// Full text of the element error posted when ONNX Runtime cannot be used:
@@ -328,230 +135,7 @@ fn imp_of(args: &[glib::Value]) -> super::Sam2Track {
 
 impl ObjectImpl for Sam2Track {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let d = Settings::default();
-            vec![
-                glib::ParamSpecString::builder(PROP_MODEL_DIR)
-                    .nick("Model directory")
-                    .blurb(
-                        "Path to an exported SAM 2 model directory, containing model.json and \
-                         the ONNX graphs it references (required)",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder(PROP_ORT_LIBRARY)
-                    .nick("ONNX Runtime library")
-                    .blurb(
-                        "Path to the ONNX Runtime shared library (libonnxruntime.so). When \
-                         unset: ORT_DYLIB_PATH, then the folder filled by scripts/setup.sh, \
-                         then the system library search path",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(PROP_PROVIDER, d.provider)
-                    .nick("Execution provider")
-                    .blurb("Where the networks run")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder(PROP_DEVICE_ID)
-                    .nick("GPU device")
-                    .blurb("GPU index for the cuda and tensorrt providers")
-                    .minimum(0)
-                    .maximum(255)
-                    .default_value(d.device_id)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder(PROP_FALLBACK)
-                    .nick("Fall back to CPU")
-                    .blurb(
-                        "When the GPU provider cannot be used, run on the CPU (with a warning \
-                         on the bus) instead of failing to start",
-                    )
-                    .default_value(d.fallback_to_cpu)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_THREADS)
-                    .nick("Threads")
-                    .blurb(
-                        "CPU threads per network (0: one per core; more than the cores is \
-                         capped to the number of cores at start)",
-                    )
-                    .maximum(256)
-                    .default_value(d.threads)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecFloat::builder(PROP_MASK_THRESHOLD)
-                    .nick("Mask threshold")
-                    .blurb(
-                        "Logit above which a pixel belongs to an object (0 as SAM 2; higher: \
-                         tighter masks)",
-                    )
-                    .minimum(-20.0)
-                    .maximum(20.0)
-                    .default_value(d.mask_threshold)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_MEMORY_FRAMES)
-                    .nick("Memory frames")
-                    .blurb(
-                        "Frames kept in each object's memory, the prompted frame included \
-                         (0: the model's, 7 for SAM 2; fewer is faster and forgets sooner)",
-                    )
-                    .maximum(7)
-                    .default_value(d.memory_frames)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder(PROP_MAX_COND_FRAMES)
-                    .nick("Max prompted frames")
-                    .blurb(
-                        "Prompted (conditioning) frames attended to per object: -1 all (as \
-                         SAM 2), or >= 2 to bound the cost of many corrections",
-                    )
-                    .minimum(-1)
-                    .maximum(1000)
-                    .default_value(d.max_cond_frames)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_MAX_OBJECTS)
-                    .nick("Max objects")
-                    .blurb("Most objects tracked at once; prompts for more are refused")
-                    .minimum(1)
-                    .maximum(MAX_OBJECTS_LIMIT)
-                    .default_value(d.max_objects)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder(PROP_NON_OVERLAP)
-                    .nick("Non-overlapping masks")
-                    .blurb("Each pixel goes to the highest-scoring object only")
-                    .default_value(d.non_overlap)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(PROP_OUTPUT, d.output)
-                    .nick("Output")
-                    .blurb("Metadata, overlay drawn into the frames, or both")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecDouble::builder(PROP_OVERLAY_ALPHA)
-                    .nick("Overlay alpha")
-                    .blurb("Opacity of the object colour over the object (0: contours only)")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(d.overlay_alpha)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_CONTOUR_WIDTH)
-                    .nick("Contour width")
-                    .blurb("Width in pixels of the object outlines (0: none)")
-                    .maximum(64)
-                    .default_value(d.contour_width)
-                    .mutable_playing()
-                    .build(),
-                gst::ParamSpecArray::builder(PROP_COLORS)
-                    .nick("Colours")
-                    .blurb(
-                        "Object colours as 0xRRGGBB, used by object id in turn, e.g. \
-                         \"<0xff0000, 0x00ff00>\"",
-                    )
-                    .element_spec(
-                        &glib::ParamSpecUInt::builder("color")
-                            .nick("Colour")
-                            .blurb("0xRRGGBB")
-                            .maximum(0xff_ffff)
-                            .build(),
-                    )
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(PROP_BACKGROUND, d.background)
-                    .nick("Background")
-                    .blurb("What the overlay does outside every object (AR / broadcast keying)")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_BACKGROUND_COLOR)
-                    .nick("Background colour")
-                    .blurb("0xRRGGBB of background=solid")
-                    .maximum(0xff_ffff)
-                    .default_value(d.background_color)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_BLUR_RADIUS)
-                    .nick("Blur radius")
-                    .blurb("Box blur radius in pixels of background=blur")
-                    .minimum(1)
-                    .maximum(255)
-                    .default_value(d.blur_radius)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(PROP_MASK_RESOLUTION, d.mask_resolution)
-                    .nick("Mask resolution")
-                    .blurb("Resolution of the GRAY8 masks in the metadata")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder(PROP_POST_MESSAGES)
-                    .nick("Post messages")
-                    .blurb("Post a sam2-frame element message with the objects of every frame")
-                    .default_value(d.post_messages)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder(PROP_PROMPT)
-                    .nick("Prompt")
-                    .blurb(
-                        "Prompts for the next frame (the first one when set before PLAYING), \
-                         e.g. \"1:point=320,240;2:box=10,10,200,180;1:neg=40,60\"; \
-                         numbers are pixels, or percent of the frame with a % suffix",
-                    )
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder(PROP_PROMPT_FILE)
-                    .nick("Prompt file")
-                    .blurb(
-                        "File of 'FRAME|TIME PROMPTS' lines (e.g. \"0 1:point=10,20\", \
-                         \"2.5s 2:box=1,1,90,90\") applied when the stream reaches them",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_SELECTED_OBJECT)
-                    .nick("Selected object")
-                    .blurb(
-                        "Object that clicks refine (0: each left click starts a new object, \
-                         shift-clicks refine the last one)",
-                    )
-                    .default_value(d.selected_object)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder(PROP_NAVIGATION)
-                    .nick("Navigation")
-                    .blurb(
-                        "Take mouse clicks from the video sink as prompts: left click adds, \
-                         shift-click excludes, right click removes the object under it",
-                    )
-                    .default_value(d.navigation)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(PROP_MODE, d.mode)
-                    .nick("Mode")
-                    .blurb(
-                        "sync: every frame is inferred and the stream waits; async: never wait, \
-                         frames carry the latest masks marked stale; auto: async for live sources",
-                    )
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(PROP_ON_FLUSH, d.on_flush)
-                    .nick("On flush")
-                    .blurb("What a flushing seek does to the objects and memory")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_INFERENCE_DELAY)
-                    .nick("Inference delay")
-                    .blurb(
-                        "Testing aid: milliseconds added to every inference, to try live \
-                         behaviour with a small model",
-                    )
-                    .maximum(60_000)
-                    .default_value(d.inference_delay_ms)
-                    .mutable_playing()
-                    .build(),
-            ]
-        });
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::specs);
         PROPERTIES.as_ref()
     }
 
@@ -715,98 +299,18 @@ impl ObjectImpl for Sam2Track {
             );
             return;
         }
-        let mut s = lock(&self.settings);
         gst::debug!(CAT, imp = self, "Setting {} to {:?}", pspec.name(), value);
-        match pspec.name() {
-            PROP_MODEL_DIR => s.model_dir = string_from_value(value).map(PathBuf::from),
-            PROP_ORT_LIBRARY => s.ort_library = string_from_value(value).map(PathBuf::from),
-            PROP_PROVIDER => s.provider = value.get().expect("type checked upstream"),
-            PROP_DEVICE_ID => s.device_id = value.get().expect("type checked upstream"),
-            PROP_FALLBACK => s.fallback_to_cpu = value.get().expect("type checked upstream"),
-            PROP_THREADS => s.threads = value.get().expect("type checked upstream"),
-            PROP_MASK_THRESHOLD => s.mask_threshold = value.get().expect("type checked upstream"),
-            PROP_MEMORY_FRAMES => s.memory_frames = value.get().expect("type checked upstream"),
-            PROP_MAX_COND_FRAMES => s.max_cond_frames = value.get().expect("type checked upstream"),
-            PROP_MAX_OBJECTS => s.max_objects = value.get().expect("type checked upstream"),
-            PROP_NON_OVERLAP => s.non_overlap = value.get().expect("type checked upstream"),
-            PROP_OUTPUT => s.output = value.get().expect("type checked upstream"),
-            PROP_OVERLAY_ALPHA => s.overlay_alpha = value.get().expect("type checked upstream"),
-            PROP_CONTOUR_WIDTH => s.contour_width = value.get().expect("type checked upstream"),
-            PROP_COLORS => {
-                let array = value.get::<gst::Array>().expect("type checked upstream");
-                s.colors = array
-                    .iter()
-                    .filter_map(|v| {
-                        v.get::<u32>()
-                            .ok()
-                            .or_else(|| v.get::<i32>().ok().map(|i| i as u32))
-                    })
-                    .map(|c| c & 0xff_ffff)
-                    .collect();
-                if s.colors.is_empty() {
-                    s.colors = overlay::DEFAULT_COLORS.to_vec();
-                }
-            }
-            PROP_BACKGROUND => s.background = value.get().expect("type checked upstream"),
-            PROP_BACKGROUND_COLOR => {
-                s.background_color = value.get().expect("type checked upstream")
-            }
-            PROP_BLUR_RADIUS => s.blur_radius = value.get().expect("type checked upstream"),
-            PROP_MASK_RESOLUTION => s.mask_resolution = value.get().expect("type checked upstream"),
-            PROP_POST_MESSAGES => s.post_messages = value.get().expect("type checked upstream"),
-            PROP_PROMPT => {
-                s.prompt = string_from_value(value);
-                self.prompt_pending
-                    .store(s.prompt.is_some(), Ordering::SeqCst);
-            }
-            PROP_PROMPT_FILE => s.prompt_file = string_from_value(value).map(PathBuf::from),
-            PROP_SELECTED_OBJECT => s.selected_object = value.get().expect("type checked upstream"),
-            PROP_NAVIGATION => s.navigation = value.get().expect("type checked upstream"),
-            PROP_MODE => s.mode = value.get().expect("type checked upstream"),
-            PROP_ON_FLUSH => s.on_flush = value.get().expect("type checked upstream"),
-            PROP_INFERENCE_DELAY => {
-                s.inference_delay_ms = value.get().expect("type checked upstream")
-            }
-            other => gst::warning!(CAT, imp = self, "Ignoring unknown property {other}"),
+        let mut s = lock(&self.settings);
+        s.set(pspec.name(), value);
+        if pspec.name() == settings::PROP_PROMPT {
+            let pending = s.prompt.is_some();
+            drop(s);
+            lock(&self.inbox).set_prompt_pending(pending);
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = lock(&self.settings);
-        match pspec.name() {
-            PROP_MODEL_DIR => path_to_value(s.model_dir.as_deref()),
-            PROP_ORT_LIBRARY => path_to_value(s.ort_library.as_deref()),
-            PROP_PROVIDER => s.provider.to_value(),
-            PROP_DEVICE_ID => s.device_id.to_value(),
-            PROP_FALLBACK => s.fallback_to_cpu.to_value(),
-            PROP_THREADS => s.threads.to_value(),
-            PROP_MASK_THRESHOLD => s.mask_threshold.to_value(),
-            PROP_MEMORY_FRAMES => s.memory_frames.to_value(),
-            PROP_MAX_COND_FRAMES => s.max_cond_frames.to_value(),
-            PROP_MAX_OBJECTS => s.max_objects.to_value(),
-            PROP_NON_OVERLAP => s.non_overlap.to_value(),
-            PROP_OUTPUT => s.output.to_value(),
-            PROP_OVERLAY_ALPHA => s.overlay_alpha.to_value(),
-            PROP_CONTOUR_WIDTH => s.contour_width.to_value(),
-            PROP_COLORS => gst::Array::new(s.colors.iter().copied()).to_value(),
-            PROP_BACKGROUND => s.background.to_value(),
-            PROP_BACKGROUND_COLOR => s.background_color.to_value(),
-            PROP_BLUR_RADIUS => s.blur_radius.to_value(),
-            PROP_MASK_RESOLUTION => s.mask_resolution.to_value(),
-            PROP_POST_MESSAGES => s.post_messages.to_value(),
-            PROP_PROMPT => s.prompt.to_value(),
-            PROP_PROMPT_FILE => path_to_value(s.prompt_file.as_deref()),
-            PROP_SELECTED_OBJECT => s.selected_object.to_value(),
-            PROP_NAVIGATION => s.navigation.to_value(),
-            PROP_MODE => s.mode.to_value(),
-            PROP_ON_FLUSH => s.on_flush.to_value(),
-            PROP_INFERENCE_DELAY => s.inference_delay_ms.to_value(),
-            other => {
-                // GObject only calls us for the properties we installed.
-                gst::warning!(CAT, imp = self, "Unknown property {other}");
-                pspec.default_value().clone()
-            }
-        }
+        lock(&self.settings).get(pspec)
     }
 
     fn constructed(&self) {
@@ -1006,16 +510,12 @@ impl BaseTransformImpl for Sam2Track {
             model_dir.display(),
             schedule.len()
         );
-        self.prompt_pending
-            .store(settings.prompt.is_some(), Ordering::SeqCst);
+        lock(&self.inbox).start(schedule, settings.prompt.is_some());
         *lock(&self.state) = Some(State {
             _runtime: runtime,
             worker: Arc::new(worker),
             video_info: None,
             frames: 0,
-            schedule: schedule.into_iter().map(|p| (p, false)).collect(),
-            rearm_schedule: false,
-            serialized: Vec::new(),
             upstream_live: None,
             max_inference: Duration::ZERO,
             reported_latency: gst::ClockTime::ZERO,
@@ -1031,8 +531,7 @@ impl BaseTransformImpl for Sam2Track {
         // frame). The ONNX Runtime environment stays loaded for the process.
         let state = lock(&self.state).take();
         drop(state);
-        lock(&self.queued).clear();
-        lock(&self.ids).clear();
+        lock(&self.inbox).stop();
         gst::debug!(CAT, imp = self, "Stopped");
         Ok(())
     }
@@ -1068,23 +567,16 @@ impl BaseTransformImpl for Sam2Track {
                     match prompt::parse_structure(s) {
                         Ok(cmds) => {
                             gst::debug!(CAT, imp = self, "Downstream prompt event: {cmds:?}");
-                            if !serialized {
-                                return self.queue(&what, cmds);
-                            }
-                            let waiting =
-                                lock(&self.state).as_ref().map_or(0, |s| s.serialized.len());
-                            if !self.admit(&what, waiting, cmds.len()) {
-                                return false;
-                            }
-                            let cmds = self.assign_ids(cmds);
-                            if let Some(state) = lock(&self.state).as_mut() {
-                                state.serialized.extend(cmds);
-                            }
-                            return true;
+                            let channel = if serialized {
+                                Channel::Serialized
+                            } else {
+                                Channel::Next
+                            };
+                            return self.enqueue(&what, channel, cmds).is_some();
                         }
                         Err(PromptError::NotOurs) => {}
                         Err(err) => {
-                            self.warn_error(&format!("{} event", s.name()), &err);
+                            self.warn_error(&what, &err);
                             return false;
                         }
                     }
@@ -1099,16 +591,9 @@ impl BaseTransformImpl for Sam2Track {
                 let reset = lock(&self.settings).on_flush == OnFlush::Reset;
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.worker.flush_stop(reset);
-                    state.serialized.clear();
                     state.rendered = None;
-                    if reset {
-                        state.rearm_schedule = true;
-                    }
                 }
-                if reset {
-                    lock(&self.queued).clear();
-                    lock(&self.ids).clear();
-                }
+                lock(&self.inbox).flush(reset);
                 gst::debug!(CAT, imp = self, "Flushed (reset: {reset})");
             }
             EventView::Eos(_) => {
@@ -1218,28 +703,12 @@ impl Sam2Track {
                     ));
                 }
             },
-            Note::Released(ids) => {
-                let mut all = lock(&self.ids);
-                for id in ids {
-                    all.release(id);
-                }
-            }
+            Note::Released(ids) => lock(&self.inbox).release(&ids),
         }
     }
 
     fn warn_error(&self, what: &str, err: &PromptError) {
         self.warn_prompt(what, &err.to_string());
-    }
-
-    /// Gives new objects their ids (see [`ObjectIds`]), and keeps ids given
-    /// by the user from being given to new objects. A new object for which
-    /// no id is left is refused with a warning.
-    fn assign_ids(&self, cmds: Vec<Command>) -> Vec<Command> {
-        let (cmds, refused) = lock(&self.ids).assign(cmds);
-        if let Some((cmd, err)) = refused {
-            self.warn_prompt(&cmd.to_string(), &err.to_string());
-        }
-        cmds
     }
 
     /// Why prompts are refused now: the inference failed (the element stays
@@ -1260,48 +729,36 @@ impl Sam2Track {
         }
     }
 
-    /// Whether `count` more prompts may wait for the next frame, with
-    /// `waiting` already there; warns when not (the element failed, or the
-    /// inbox is full: prompts sent while no frame flows must not grow
-    /// memory without bound).
-    fn admit(&self, what: &str, waiting: usize, count: usize) -> bool {
+    /// Queues commands for a frame; returns the object id of the first (0
+    /// when it has none), or None, with a warning, when refused (the element
+    /// failed, or too many prompts wait).
+    fn enqueue(&self, what: &str, channel: Channel, cmds: Vec<Command>) -> Option<u32> {
         if self.refusing(what) {
-            return false;
-        }
-        if waiting + count > MAX_WAITING_PROMPTS {
-            self.warn_prompt(
-                what,
-                &format!(
-                    "{waiting} prompts already wait for the next frame, {count} more would pass \
-                     the {MAX_WAITING_PROMPTS} allowed"
-                ),
-            );
-            return false;
-        }
-        true
-    }
-
-    /// Queues commands for the next frame the engine runs; returns the
-    /// object id of the first (0 when it has none), or None when refused.
-    fn enqueue(&self, what: &str, cmds: Vec<Command>) -> Option<u32> {
-        let waiting = lock(&self.queued).len();
-        if !self.admit(what, waiting, cmds.len()) {
             return None;
         }
-        let cmds = self.assign_ids(cmds);
-        let id = cmds.first().and_then(Command::id).unwrap_or(0);
-        lock(&self.queued).extend(cmds);
-        Some(id)
+        let pushed = lock(&self.inbox).push(channel, cmds);
+        match pushed {
+            Ok((id, no_id)) => {
+                if let Some((cmd, err)) = no_id {
+                    self.warn_prompt(&cmd.to_string(), &err.to_string());
+                }
+                Some(id)
+            }
+            Err(full) => {
+                self.warn_prompt(what, &full.to_string());
+                None
+            }
+        }
     }
 
     /// Queues commands for the next frame the engine runs.
     fn queue(&self, what: &str, cmds: Vec<Command>) -> bool {
-        self.enqueue(what, cmds).is_some()
+        self.enqueue(what, Channel::Next, cmds).is_some()
     }
 
     /// Queues one command; returns its object id (0 when refused).
     fn queue_one(&self, what: &str, cmd: Command) -> u32 {
-        self.enqueue(what, vec![cmd]).unwrap_or(0)
+        self.enqueue(what, Channel::Next, vec![cmd]).unwrap_or(0)
     }
 
     /// Queues the commands of a sam2 structure built by a signal; returns the
@@ -1309,7 +766,7 @@ impl Sam2Track {
     fn queue_structure(&self, what: &str, s: &gst::Structure) -> u32 {
         let what = format!("{what} signal");
         match prompt::parse_structure(s) {
-            Ok(cmds) => self.enqueue(&what, cmds).unwrap_or(0),
+            Ok(cmds) => self.enqueue(&what, Channel::Next, cmds).unwrap_or(0),
             Err(err) => {
                 self.warn_error(&what, &err);
                 0
@@ -1350,7 +807,7 @@ impl Sam2Track {
                 let target = if selected != NEW_OBJECT {
                     selected
                 } else {
-                    self.last_clicked.load(Ordering::SeqCst)
+                    lock(&self.inbox).last_clicked
                 };
                 if target == NEW_OBJECT {
                     self.warn_prompt("shift-click", "no object to exclude the point from yet");
@@ -1383,7 +840,7 @@ impl Sam2Track {
         gst::debug!(CAT, imp = self, "Click: {cmd:?}");
         let id = self.queue_one("click", cmd);
         if button == 1 && !shift {
-            self.last_clicked.store(id, Ordering::SeqCst);
+            lock(&self.inbox).last_clicked = id;
         }
         true
     }
@@ -1458,40 +915,11 @@ impl Sam2Track {
                 .as_ref()
                 .and_then(|s| buf.pts().and_then(|pts| s.to_stream_time(pts)));
 
-            let mut commands = Vec::new();
-            if self.prompt_pending.swap(false, Ordering::SeqCst)
-                && let Some(text) = &settings.prompt
-            {
-                match prompt::parse_prompts(text) {
-                    Ok(cmds) => commands.extend(self.assign_ids(cmds)),
-                    Err(err) => self.warn_error("prompt property", &err),
-                }
+            let taken = lock(&self.inbox).take(number, stream_time, settings.prompt.as_deref());
+            for (what, why) in &taken.refused {
+                self.warn_prompt(what, why);
             }
-            if std::mem::take(&mut state.rearm_schedule) {
-                for (entry, applied) in &mut state.schedule {
-                    if let (When::Time(t), Some(st)) = (entry.when, stream_time) {
-                        *applied = t < st;
-                    }
-                }
-            }
-            for (entry, applied) in &mut state.schedule {
-                let due = match entry.when {
-                    When::Frame(n) => n <= number,
-                    When::Time(t) => stream_time.is_some_and(|st| st >= t),
-                };
-                if due && !*applied {
-                    *applied = true;
-                    gst::debug!(
-                        CAT,
-                        imp = self,
-                        "Prompt file entry {:?} on frame {number}",
-                        entry.when
-                    );
-                    commands.extend(self.assign_ids(entry.commands.clone()));
-                }
-            }
-            commands.append(&mut state.serialized);
-            commands.append(&mut lock(&self.queued));
+            let commands = taken.commands;
 
             let is_async =
                 Self::effective_async(settings.mode, state.upstream_live.unwrap_or(false));
@@ -1516,12 +944,7 @@ impl Sam2Track {
             if is_async {
                 if let Err(commands) = worker.offer(job) {
                     // the mailbox holds a prompted frame: prompts go with a later one
-                    if !commands.is_empty() {
-                        let mut q = lock(&self.queued);
-                        let later = std::mem::take(&mut *q);
-                        *q = commands;
-                        q.extend(later);
-                    }
+                    lock(&self.inbox).give_back(commands);
                 }
             } else {
                 match worker.run_sync(job) {

@@ -4,6 +4,8 @@
 //!
 //! * [`imp`]: GStreamer glue (properties, caps, events, signals, state);
 //! * `ids`: object ids in use and the ids of new objects;
+//! * `inbox`: every prompt waiting for a frame;
+//! * `settings`: the properties and what they configure;
 //! * [`prompt`]: prompt grammar, prompt files and event structures;
 //! * [`meta`]: the metadata put on buffers and helpers to read it;
 //! * [`overlay`]: drawing masks into frames;
@@ -14,9 +16,11 @@ use gst::prelude::*;
 
 mod ids;
 mod imp;
+mod inbox;
 pub mod meta;
 pub mod overlay;
 pub mod prompt;
+mod settings;
 mod worker;
 
 glib::wrapper! {

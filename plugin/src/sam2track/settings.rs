@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The `sam2track` properties: their specs, the [`Settings`] they fill, and
+//! what the engine, the worker and the drawing take from them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+
+use crate::engine::model::{ExecutionProvider, SessionOptions};
+use crate::engine::tracker::TrackerConfig;
+
+use super::overlay::{self, Style};
+use super::worker::JobOptions;
+use super::{BackgroundMode, MaskResolution, Mode, OnFlush, Output, Provider};
+
+pub const PROP_MODEL_DIR: &str = "model-dir";
+pub const PROP_ORT_LIBRARY: &str = "ort-library";
+pub const PROP_PROVIDER: &str = "provider";
+pub const PROP_DEVICE_ID: &str = "device-id";
+pub const PROP_FALLBACK: &str = "fallback-to-cpu";
+pub const PROP_THREADS: &str = "threads";
+pub const PROP_MASK_THRESHOLD: &str = "mask-threshold";
+pub const PROP_MEMORY_FRAMES: &str = "memory-frames";
+pub const PROP_MAX_COND_FRAMES: &str = "max-cond-frames";
+pub const PROP_MAX_OBJECTS: &str = "max-objects";
+pub const PROP_NON_OVERLAP: &str = "non-overlap";
+pub const PROP_OUTPUT: &str = "output";
+pub const PROP_OVERLAY_ALPHA: &str = "overlay-alpha";
+pub const PROP_CONTOUR_WIDTH: &str = "contour-width";
+pub const PROP_COLORS: &str = "colors";
+pub const PROP_BACKGROUND: &str = "background";
+pub const PROP_BACKGROUND_COLOR: &str = "background-color";
+pub const PROP_BLUR_RADIUS: &str = "blur-radius";
+pub const PROP_MASK_RESOLUTION: &str = "mask-resolution";
+pub const PROP_POST_MESSAGES: &str = "post-messages";
+pub const PROP_PROMPT: &str = "prompt";
+pub const PROP_PROMPT_FILE: &str = "prompt-file";
+pub const PROP_SELECTED_OBJECT: &str = "selected-object";
+pub const PROP_NAVIGATION: &str = "navigation";
+pub const PROP_MODE: &str = "mode";
+pub const PROP_ON_FLUSH: &str = "on-flush";
+pub const PROP_INFERENCE_DELAY: &str = "inference-delay";
+
+/// Largest `max-objects` (object labels of the overlay fit in a byte).
+const MAX_OBJECTS_LIMIT: u32 = 64;
+
+/// User configuration, set through properties.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub model_dir: Option<PathBuf>,
+    pub ort_library: Option<PathBuf>,
+    pub provider: Provider,
+    pub device_id: i32,
+    pub fallback_to_cpu: bool,
+    pub threads: u32,
+    pub mask_threshold: f32,
+    pub memory_frames: u32,
+    pub max_cond_frames: i32,
+    pub max_objects: u32,
+    pub non_overlap: bool,
+    pub output: Output,
+    pub overlay_alpha: f64,
+    pub contour_width: u32,
+    pub colors: Vec<u32>,
+    pub background: BackgroundMode,
+    pub background_color: u32,
+    pub blur_radius: u32,
+    pub mask_resolution: MaskResolution,
+    pub post_messages: bool,
+    pub prompt: Option<String>,
+    pub prompt_file: Option<PathBuf>,
+    pub selected_object: u32,
+    pub navigation: bool,
+    pub mode: Mode,
+    pub on_flush: OnFlush,
+    pub inference_delay_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model_dir: None,
+            ort_library: None,
+            provider: Provider::Cpu,
+            device_id: 0,
+            fallback_to_cpu: true,
+            threads: 0,
+            mask_threshold: 0.0,
+            memory_frames: 0,
+            max_cond_frames: -1,
+            max_objects: 16,
+            non_overlap: false,
+            output: Output::Both,
+            overlay_alpha: 0.5,
+            contour_width: 2,
+            colors: overlay::DEFAULT_COLORS.to_vec(),
+            background: BackgroundMode::None,
+            background_color: 0x00b140,
+            blur_radius: 15,
+            mask_resolution: MaskResolution::Frame,
+            post_messages: false,
+            prompt: None,
+            prompt_file: None,
+            selected_object: 0,
+            navigation: true,
+            mode: Mode::Auto,
+            on_flush: OnFlush::Reset,
+            inference_delay_ms: 0,
+        }
+    }
+}
+
+impl Settings {
+    pub fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            intra_threads: (self.threads > 0).then_some(self.threads as usize),
+            provider: match self.provider {
+                Provider::Cpu => ExecutionProvider::Cpu,
+                Provider::Cuda => ExecutionProvider::Cuda {
+                    device_id: self.device_id,
+                },
+                Provider::TensorRt => ExecutionProvider::TensorRt {
+                    device_id: self.device_id,
+                },
+            },
+            fallback_to_cpu: self.fallback_to_cpu,
+        }
+    }
+
+    pub fn tracker_config(&self) -> TrackerConfig {
+        TrackerConfig {
+            mask_threshold: self.mask_threshold,
+            max_objects: self.max_objects as usize,
+            num_maskmem: (self.memory_frames > 0).then_some(self.memory_frames),
+            max_cond_frames_in_attn: Some(self.max_cond_frames),
+            max_obj_ptrs: None,
+            non_overlap_masks: self.non_overlap,
+        }
+    }
+
+    pub fn style(&self) -> Style {
+        Style {
+            alpha: self.overlay_alpha as f32,
+            contour_width: self.contour_width,
+            colors: self.colors.clone(),
+            background: match self.background {
+                BackgroundMode::None => overlay::Background::None,
+                BackgroundMode::Blur => overlay::Background::Blur,
+                BackgroundMode::Solid => overlay::Background::Solid,
+                BackgroundMode::Transparent => overlay::Background::Transparent,
+            },
+            background_color: self.background_color,
+            blur_radius: self.blur_radius,
+        }
+    }
+
+    pub fn job_options(&self) -> JobOptions {
+        JobOptions {
+            mask_threshold: self.mask_threshold,
+            non_overlap: self.non_overlap,
+            delay: Duration::from_millis(u64::from(self.inference_delay_ms)),
+        }
+    }
+}
+
+/// Converts an optional string property value into an optional path; an
+/// empty string means "unset".
+fn string_from_value(value: &glib::Value) -> Option<String> {
+    value
+        .get::<Option<String>>()
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_empty())
+}
+
+fn path_to_value(path: Option<&Path>) -> glib::Value {
+    path.map(|p| p.to_string_lossy().into_owned()).to_value()
+}
+
+/// The property specs, in the order `gst-inspect-1.0` shows them.
+pub fn specs() -> Vec<glib::ParamSpec> {
+    let d = Settings::default();
+    vec![
+        glib::ParamSpecString::builder(PROP_MODEL_DIR)
+            .nick("Model directory")
+            .blurb(
+                "Path to an exported SAM 2 model directory, containing model.json and \
+                 the ONNX graphs it references (required)",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder(PROP_ORT_LIBRARY)
+            .nick("ONNX Runtime library")
+            .blurb(
+                "Path to the ONNX Runtime shared library (libonnxruntime.so). When \
+                 unset: ORT_DYLIB_PATH, then the folder filled by scripts/setup.sh, \
+                 then the system library search path",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_PROVIDER, d.provider)
+            .nick("Execution provider")
+            .blurb("Where the networks run")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder(PROP_DEVICE_ID)
+            .nick("GPU device")
+            .blurb("GPU index for the cuda and tensorrt providers")
+            .minimum(0)
+            .maximum(255)
+            .default_value(d.device_id)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder(PROP_FALLBACK)
+            .nick("Fall back to CPU")
+            .blurb(
+                "When the GPU provider cannot be used, run on the CPU (with a warning \
+                 on the bus) instead of failing to start",
+            )
+            .default_value(d.fallback_to_cpu)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_THREADS)
+            .nick("Threads")
+            .blurb(
+                "CPU threads per network (0: one per core; more than the cores is \
+                 capped to the number of cores at start)",
+            )
+            .maximum(256)
+            .default_value(d.threads)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecFloat::builder(PROP_MASK_THRESHOLD)
+            .nick("Mask threshold")
+            .blurb(
+                "Logit above which a pixel belongs to an object (0 as SAM 2; higher: \
+                 tighter masks)",
+            )
+            .minimum(-20.0)
+            .maximum(20.0)
+            .default_value(d.mask_threshold)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_MEMORY_FRAMES)
+            .nick("Memory frames")
+            .blurb(
+                "Frames kept in each object's memory, the prompted frame included \
+                 (0: the model's, 7 for SAM 2; fewer is faster and forgets sooner)",
+            )
+            .maximum(7)
+            .default_value(d.memory_frames)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder(PROP_MAX_COND_FRAMES)
+            .nick("Max prompted frames")
+            .blurb(
+                "Prompted (conditioning) frames attended to per object: -1 all (as \
+                 SAM 2), or >= 2 to bound the cost of many corrections",
+            )
+            .minimum(-1)
+            .maximum(1000)
+            .default_value(d.max_cond_frames)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_MAX_OBJECTS)
+            .nick("Max objects")
+            .blurb("Most objects tracked at once; prompts for more are refused")
+            .minimum(1)
+            .maximum(MAX_OBJECTS_LIMIT)
+            .default_value(d.max_objects)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder(PROP_NON_OVERLAP)
+            .nick("Non-overlapping masks")
+            .blurb("Each pixel goes to the highest-scoring object only")
+            .default_value(d.non_overlap)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_OUTPUT, d.output)
+            .nick("Output")
+            .blurb("Metadata, overlay drawn into the frames, or both")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecDouble::builder(PROP_OVERLAY_ALPHA)
+            .nick("Overlay alpha")
+            .blurb("Opacity of the object colour over the object (0: contours only)")
+            .minimum(0.0)
+            .maximum(1.0)
+            .default_value(d.overlay_alpha)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_CONTOUR_WIDTH)
+            .nick("Contour width")
+            .blurb("Width in pixels of the object outlines (0: none)")
+            .maximum(64)
+            .default_value(d.contour_width)
+            .mutable_playing()
+            .build(),
+        gst::ParamSpecArray::builder(PROP_COLORS)
+            .nick("Colours")
+            .blurb(
+                "Object colours as 0xRRGGBB, used by object id in turn, e.g. \
+                 \"<0xff0000, 0x00ff00>\"",
+            )
+            .element_spec(
+                &glib::ParamSpecUInt::builder("color")
+                    .nick("Colour")
+                    .blurb("0xRRGGBB")
+                    .maximum(0xff_ffff)
+                    .build(),
+            )
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_BACKGROUND, d.background)
+            .nick("Background")
+            .blurb("What the overlay does outside every object (AR / broadcast keying)")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_BACKGROUND_COLOR)
+            .nick("Background colour")
+            .blurb("0xRRGGBB of background=solid")
+            .maximum(0xff_ffff)
+            .default_value(d.background_color)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_BLUR_RADIUS)
+            .nick("Blur radius")
+            .blurb("Box blur radius in pixels of background=blur")
+            .minimum(1)
+            .maximum(255)
+            .default_value(d.blur_radius)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_MASK_RESOLUTION, d.mask_resolution)
+            .nick("Mask resolution")
+            .blurb("Resolution of the GRAY8 masks in the metadata")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder(PROP_POST_MESSAGES)
+            .nick("Post messages")
+            .blurb("Post a sam2-frame element message with the objects of every frame")
+            .default_value(d.post_messages)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecString::builder(PROP_PROMPT)
+            .nick("Prompt")
+            .blurb(
+                "Prompts for the next frame (the first one when set before PLAYING), \
+                 e.g. \"1:point=320,240;2:box=10,10,200,180;1:neg=40,60\"; \
+                 numbers are pixels, or percent of the frame with a % suffix",
+            )
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecString::builder(PROP_PROMPT_FILE)
+            .nick("Prompt file")
+            .blurb(
+                "File of 'FRAME|TIME PROMPTS' lines (e.g. \"0 1:point=10,20\", \
+                 \"2.5s 2:box=1,1,90,90\") applied when the stream reaches them",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_SELECTED_OBJECT)
+            .nick("Selected object")
+            .blurb(
+                "Object that clicks refine (0: each left click starts a new object, \
+                 shift-clicks refine the last one)",
+            )
+            .default_value(d.selected_object)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder(PROP_NAVIGATION)
+            .nick("Navigation")
+            .blurb(
+                "Take mouse clicks from the video sink as prompts: left click adds, \
+                 shift-click excludes, right click removes the object under it",
+            )
+            .default_value(d.navigation)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_MODE, d.mode)
+            .nick("Mode")
+            .blurb(
+                "sync: every frame is inferred and the stream waits; async: never wait, \
+                 frames carry the latest masks marked stale; auto: async for live sources",
+            )
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_ON_FLUSH, d.on_flush)
+            .nick("On flush")
+            .blurb("What a flushing seek does to the objects and memory")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_INFERENCE_DELAY)
+            .nick("Inference delay")
+            .blurb(
+                "Testing aid: milliseconds added to every inference, to try live \
+                 behaviour with a small model",
+            )
+            .maximum(60_000)
+            .default_value(d.inference_delay_ms)
+            .mutable_playing()
+            .build(),
+    ]
+}
+
+impl Settings {
+    /// Sets property `name` (of [`specs`]) from `value`, of its type.
+    pub fn set(&mut self, name: &str, value: &glib::Value) {
+        match name {
+            PROP_MODEL_DIR => self.model_dir = string_from_value(value).map(PathBuf::from),
+            PROP_ORT_LIBRARY => self.ort_library = string_from_value(value).map(PathBuf::from),
+            PROP_PROVIDER => self.provider = value.get().expect("type checked upstream"),
+            PROP_DEVICE_ID => self.device_id = value.get().expect("type checked upstream"),
+            PROP_FALLBACK => self.fallback_to_cpu = value.get().expect("type checked upstream"),
+            PROP_THREADS => self.threads = value.get().expect("type checked upstream"),
+            PROP_MASK_THRESHOLD => {
+                self.mask_threshold = value.get().expect("type checked upstream")
+            }
+            PROP_MEMORY_FRAMES => self.memory_frames = value.get().expect("type checked upstream"),
+            PROP_MAX_COND_FRAMES => {
+                self.max_cond_frames = value.get().expect("type checked upstream")
+            }
+            PROP_MAX_OBJECTS => self.max_objects = value.get().expect("type checked upstream"),
+            PROP_NON_OVERLAP => self.non_overlap = value.get().expect("type checked upstream"),
+            PROP_OUTPUT => self.output = value.get().expect("type checked upstream"),
+            PROP_OVERLAY_ALPHA => self.overlay_alpha = value.get().expect("type checked upstream"),
+            PROP_CONTOUR_WIDTH => self.contour_width = value.get().expect("type checked upstream"),
+            PROP_COLORS => {
+                let array = value.get::<gst::Array>().expect("type checked upstream");
+                self.colors = array
+                    .iter()
+                    .filter_map(|v| {
+                        v.get::<u32>()
+                            .ok()
+                            .or_else(|| v.get::<i32>().ok().map(|i| i as u32))
+                    })
+                    .map(|c| c & 0xff_ffff)
+                    .collect();
+                if self.colors.is_empty() {
+                    self.colors = overlay::DEFAULT_COLORS.to_vec();
+                }
+            }
+            PROP_BACKGROUND => self.background = value.get().expect("type checked upstream"),
+            PROP_BACKGROUND_COLOR => {
+                self.background_color = value.get().expect("type checked upstream")
+            }
+            PROP_BLUR_RADIUS => self.blur_radius = value.get().expect("type checked upstream"),
+            PROP_MASK_RESOLUTION => {
+                self.mask_resolution = value.get().expect("type checked upstream")
+            }
+            PROP_POST_MESSAGES => self.post_messages = value.get().expect("type checked upstream"),
+            PROP_PROMPT => self.prompt = string_from_value(value),
+            PROP_PROMPT_FILE => self.prompt_file = string_from_value(value).map(PathBuf::from),
+            PROP_SELECTED_OBJECT => {
+                self.selected_object = value.get().expect("type checked upstream")
+            }
+            PROP_NAVIGATION => self.navigation = value.get().expect("type checked upstream"),
+            PROP_MODE => self.mode = value.get().expect("type checked upstream"),
+            PROP_ON_FLUSH => self.on_flush = value.get().expect("type checked upstream"),
+            PROP_INFERENCE_DELAY => {
+                self.inference_delay_ms = value.get().expect("type checked upstream")
+            }
+            // GObject only calls with the properties installed
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    /// The value of property `pspec`.
+    pub fn get(&self, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            PROP_MODEL_DIR => path_to_value(self.model_dir.as_deref()),
+            PROP_ORT_LIBRARY => path_to_value(self.ort_library.as_deref()),
+            PROP_PROVIDER => self.provider.to_value(),
+            PROP_DEVICE_ID => self.device_id.to_value(),
+            PROP_FALLBACK => self.fallback_to_cpu.to_value(),
+            PROP_THREADS => self.threads.to_value(),
+            PROP_MASK_THRESHOLD => self.mask_threshold.to_value(),
+            PROP_MEMORY_FRAMES => self.memory_frames.to_value(),
+            PROP_MAX_COND_FRAMES => self.max_cond_frames.to_value(),
+            PROP_MAX_OBJECTS => self.max_objects.to_value(),
+            PROP_NON_OVERLAP => self.non_overlap.to_value(),
+            PROP_OUTPUT => self.output.to_value(),
+            PROP_OVERLAY_ALPHA => self.overlay_alpha.to_value(),
+            PROP_CONTOUR_WIDTH => self.contour_width.to_value(),
+            PROP_COLORS => gst::Array::new(self.colors.iter().copied()).to_value(),
+            PROP_BACKGROUND => self.background.to_value(),
+            PROP_BACKGROUND_COLOR => self.background_color.to_value(),
+            PROP_BLUR_RADIUS => self.blur_radius.to_value(),
+            PROP_MASK_RESOLUTION => self.mask_resolution.to_value(),
+            PROP_POST_MESSAGES => self.post_messages.to_value(),
+            PROP_PROMPT => self.prompt.to_value(),
+            PROP_PROMPT_FILE => path_to_value(self.prompt_file.as_deref()),
+            PROP_SELECTED_OBJECT => self.selected_object.to_value(),
+            PROP_NAVIGATION => self.navigation.to_value(),
+            PROP_MODE => self.mode.to_value(),
+            PROP_ON_FLUSH => self.on_flush.to_value(),
+            PROP_INFERENCE_DELAY => self.inference_delay_ms.to_value(),
+            // GObject only calls with the properties installed
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
