@@ -16,46 +16,26 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 
 use crate::engine::model;
+use crate::engine::runtime;
 use crate::engine::stages::Stages;
-use crate::engine::tracker::{self, Tracker};
-use crate::engine::{ops, runtime};
+use crate::engine::tracker::Tracker;
 
 use super::inbox::{Channel, Inbox};
-use super::meta::{self, FrameInfo, ObjectInfo};
-use super::overlay::{self, Layout};
+use super::output::Output;
 use super::prompt::{self, Command, Coord, NEW_OBJECT, PromptError};
 use super::settings::{self, *};
 use super::worker::{self, Job, Note, Outcome, RunError, Worker};
-use super::{MaskResolution, Mode, OnFlush};
+use super::{Mode, OnFlush};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "sam2track",
         gst::DebugColorFlags::empty(),
         Some("SAM 2 video segmentation and tracking"),
     )
 });
-
-/// Name of the per-frame element messages (`post-messages`).
-pub const MESSAGE_FRAME: &str = "sam2-frame";
-
-/// What was drawn/attached for an outcome at one frame size, reused while
-/// the outcome is the latest (stale frames).
-struct Rendered {
-    outcome: Arc<Outcome>,
-    width: usize,
-    height: usize,
-    resolution: MaskResolution,
-    /// Masks at this frame size (0/1), one per object.
-    masks: Vec<Arc<Vec<u8>>>,
-    /// Box x, y, w, h per object.
-    boxes: Vec<[u32; 4]>,
-    /// Mask buffers for the metadata.
-    meta_masks: Vec<Option<(gst::Buffer, u32, u32)>>,
-}
 
 /// Runtime state: created in `start()`, dropped in `stop()`.
 struct State {
@@ -70,8 +50,6 @@ struct State {
     /// Longest inference seen, and the latency last reported for it.
     max_inference: Duration,
     reported_latency: gst::ClockTime,
-    rendered: Option<Rendered>,
-    warned_transparent: bool,
 }
 
 #[derive(Default)]
@@ -81,6 +59,9 @@ pub struct Sam2Track {
     /// Prompts waiting for a frame, and the object ids. Not under `state`:
     /// signals must not wait on inference or drawing.
     inbox: Mutex<Inbox>,
+    /// What frames carry out; streaming thread only (not under `state`:
+    /// drawing holds no lock others wait on).
+    output: Mutex<Output>,
 }
 
 /// Locks `mutex`, ignoring poisoning: the guarded data stays consistent
@@ -109,10 +90,6 @@ fn ort_error_text(err: &runtime::RuntimeError) -> String {
         ),
     };
     format!("{err}. {fix}.")
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 #[glib::object_subclass]
@@ -519,8 +496,6 @@ impl BaseTransformImpl for Sam2Track {
             upstream_live: None,
             max_inference: Duration::ZERO,
             reported_latency: gst::ClockTime::ZERO,
-            rendered: None,
-            warned_transparent: false,
         });
         gst::debug!(CAT, imp = self, "Started");
         Ok(())
@@ -532,6 +507,7 @@ impl BaseTransformImpl for Sam2Track {
         let state = lock(&self.state).take();
         drop(state);
         lock(&self.inbox).stop();
+        lock(&self.output).forget();
         gst::debug!(CAT, imp = self, "Stopped");
         Ok(())
     }
@@ -591,8 +567,8 @@ impl BaseTransformImpl for Sam2Track {
                 let reset = lock(&self.settings).on_flush == OnFlush::Reset;
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.worker.flush_stop(reset);
-                    state.rendered = None;
                 }
+                lock(&self.output).forget();
                 lock(&self.inbox).flush(reset);
                 gst::debug!(CAT, imp = self, "Flushed (reset: {reset})");
             }
@@ -965,7 +941,7 @@ impl Sam2Track {
             None if needs_engine => worker.latest(),
             None => None,
         };
-        self.output(buf, &info, &settings, number, outcome);
+        lock(&self.output).put(&self.obj(), buf, &info, &settings, number, outcome);
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -995,171 +971,6 @@ impl Sam2Track {
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
         }
     }
-
-    /// Attaches metadata / draws the overlay / posts the message for frame
-    /// `number` from `outcome` (None: no objects).
-    fn output(
-        &self,
-        buf: &mut gst::BufferRef,
-        info: &gst_video::VideoInfo,
-        settings: &Settings,
-        number: u64,
-        outcome: Option<Arc<Outcome>>,
-    ) {
-        let (w, h) = (info.width() as usize, info.height() as usize);
-        let mut guard = lock(&self.state);
-        let Some(state) = guard.as_mut() else { return };
-        let rendered = outcome.map(|outcome| {
-            let reuse = state.rendered.as_ref().is_some_and(|r| {
-                Arc::ptr_eq(&r.outcome, &outcome)
-                    && (r.width, r.height, r.resolution) == (w, h, settings.mask_resolution)
-            });
-            if !reuse {
-                let t = &outcome.times;
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "Frame {}: {} objects in {:.1} ms (image encoder {:.1}, memory attention \
-                     {:.1}, mask decoder {:.1}, memory encoder {:.1}, host {:.1})",
-                    outcome.frame_number,
-                    outcome.objects.len(),
-                    outcome.elapsed.as_secs_f64() * 1e3,
-                    t.image_encoder.as_secs_f64() * 1e3,
-                    t.memory_attention.as_secs_f64() * 1e3,
-                    t.mask_decoder.as_secs_f64() * 1e3,
-                    t.memory_encoder.as_secs_f64() * 1e3,
-                    outcome.elapsed.saturating_sub(t.total()).as_secs_f64() * 1e3,
-                );
-                state.rendered = Some(render(outcome, w, h, settings.mask_resolution));
-            }
-            state.rendered.as_ref().expect("just set")
-        });
-        // the engine's time on the frame the masks come from
-        let inference_time = rendered.map_or(gst::ClockTime::ZERO, |r| {
-            gst::ClockTime::from_nseconds(r.outcome.engine.as_nanos() as u64)
-        });
-        let (computed, objects) = match rendered {
-            None => (number, Vec::new()),
-            Some(r) => {
-                let o = &r.outcome;
-                let stale = o.frame_number != number;
-                let objects = o
-                    .objects
-                    .iter()
-                    .enumerate()
-                    .map(|(i, obj)| ObjectInfo {
-                        id: obj.id,
-                        bbox: r.boxes[i],
-                        score: sigmoid(obj.object_score),
-                        iou: obj.iou,
-                        occluded: obj.object_score <= 0.0,
-                        stale,
-                        frame_number: o.frame_number,
-                        mask: r.meta_masks[i].as_ref().map(|m| m.0.clone()),
-                        mask_width: r.meta_masks[i].as_ref().map_or(0, |m| m.1),
-                        mask_height: r.meta_masks[i].as_ref().map_or(0, |m| m.2),
-                    })
-                    .collect();
-                (o.frame_number, objects)
-            }
-        };
-        let frame = FrameInfo {
-            frame_number: number,
-            computed_frame_number: computed,
-            stale: computed != number,
-            objects,
-        };
-        if settings.output.overlay()
-            && let Some(r) = rendered
-            && !r.masks.is_empty()
-        {
-            let masks: Vec<&[u8]> = r.masks.iter().map(|m| m.as_slice()).collect();
-            let labels = overlay::label_map(&masks, w, h);
-            let edges = overlay::edges(&labels, w, h, settings.contour_width);
-            let colors: Vec<u32> = r
-                .outcome
-                .objects
-                .iter()
-                .map(|o| overlay::color_of(&settings.style(), o.id))
-                .collect();
-            let mut style = settings.style();
-            let layout = match worker::packed_format(info.format()) {
-                Some(_) => {
-                    let finfo = info.format_info();
-                    let bpp = finfo.pixel_stride()[0] as usize;
-                    let off = finfo.poffset();
-                    let alpha = finfo.has_alpha().then(|| off[3] as usize);
-                    Layout::Packed {
-                        bpp,
-                        rgb: [off[0] as usize, off[1] as usize, off[2] as usize],
-                        alpha,
-                    }
-                }
-                None if info.format() == gst_video::VideoFormat::Nv12 => Layout::Nv12,
-                None => Layout::I420,
-            };
-            let has_alpha = matches!(layout, Layout::Packed { alpha: Some(_), .. });
-            if style.background == overlay::Background::Transparent && !has_alpha {
-                style.background = overlay::Background::None;
-                if !std::mem::replace(&mut state.warned_transparent, true) {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::CoreError::Negotiation,
-                        (
-                            "background=transparent needs RGBA or BGRA, the stream is {:?}: \
-                             the background is left as it is",
-                            info.format()
-                        )
-                    );
-                }
-            }
-            match gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info) {
-                Ok(mut vf) => {
-                    let strides: Vec<usize> =
-                        vf.plane_stride().iter().map(|s| *s as usize).collect();
-                    let n = vf.n_planes() as usize;
-                    let mut planes = vf.planes_data_mut();
-                    overlay::draw(
-                        layout,
-                        worker::yuv_of(info),
-                        w,
-                        h,
-                        &mut planes[..n],
-                        &strides,
-                        &labels,
-                        &edges,
-                        &colors,
-                        &style,
-                    );
-                }
-                Err(err) => gst::warning!(CAT, imp = self, "Cannot map frame to draw: {err}"),
-            }
-        }
-        drop(guard);
-        if settings.output.meta() {
-            meta::attach(buf, &frame);
-        }
-        if settings.post_messages {
-            let s = gst::Structure::builder(MESSAGE_FRAME)
-                .field("frame-number", frame.frame_number)
-                .field("computed-frame-number", frame.computed_frame_number)
-                .field("stale", frame.stale)
-                .field("timestamp", buf.pts())
-                .field("inference-time", inference_time)
-                .field(
-                    "objects",
-                    gst::Array::new(frame.objects.iter().map(|o| {
-                        let mut o = o.clone();
-                        o.mask = None;
-                        o.to_structure().to_send_value()
-                    })),
-                )
-                .build();
-            let _ = self
-                .obj()
-                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-        }
-    }
 }
 
 /// Whether shift was held during a navigation event. Navigation events carry
@@ -1178,62 +989,4 @@ fn shift_held(nav: &gst_video::NavigationEvent) -> bool {
 #[cfg(not(feature = "v1_22"))]
 fn shift_held(_nav: &gst_video::NavigationEvent) -> bool {
     false
-}
-
-/// Masks/boxes/metadata masks of `outcome` for a `w`×`h` frame.
-fn render(outcome: Arc<Outcome>, w: usize, h: usize, resolution: MaskResolution) -> Rendered {
-    let masks: Vec<Arc<Vec<u8>>> = if (outcome.width, outcome.height) == (w, h) {
-        outcome
-            .objects
-            .iter()
-            .map(|o| Arc::new(o.mask.clone()))
-            .collect()
-    } else {
-        // caps changed since the outcome: redo the masks at the new size
-        let logits: Vec<&ops::Plane> = outcome.objects.iter().map(|o| &o.logits).collect();
-        tracker::masks_from_logits(&logits, w, h, outcome.threshold, outcome.non_overlap)
-            .into_iter()
-            .map(Arc::new)
-            .collect()
-    };
-    let boxes = masks
-        .iter()
-        .map(|m| match tracker::bounding_box(m, w) {
-            Some([x0, y0, x1, y1]) => [x0, y0, x1 - x0, y1 - y0],
-            None => [0; 4],
-        })
-        .collect();
-    let meta_masks = outcome
-        .objects
-        .iter()
-        .zip(&masks)
-        .map(|(o, m)| match resolution {
-            MaskResolution::None => None,
-            MaskResolution::Frame => Some((
-                gst::Buffer::from_mut_slice(m.iter().map(|v| v * 255).collect::<Vec<u8>>()),
-                w as u32,
-                h as u32,
-            )),
-            MaskResolution::Low => Some((
-                gst::Buffer::from_mut_slice(
-                    o.logits
-                        .data
-                        .iter()
-                        .map(|v| if *v > outcome.threshold { 255u8 } else { 0 })
-                        .collect::<Vec<u8>>(),
-                ),
-                o.logits.width as u32,
-                o.logits.height as u32,
-            )),
-        })
-        .collect();
-    Rendered {
-        outcome,
-        width: w,
-        height: h,
-        resolution,
-        masks,
-        boxes,
-        meta_masks,
-    }
 }

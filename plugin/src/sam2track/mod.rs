@@ -5,6 +5,7 @@
 //! * [`imp`]: GStreamer glue (properties, caps, events, signals, state);
 //! * `ids`: object ids in use and the ids of new objects;
 //! * `inbox`: every prompt waiting for a frame;
+//! * `output`: the metadata, overlay and messages of each frame;
 //! * `settings`: the properties and what they configure;
 //! * [`prompt`]: prompt grammar, prompt files and event structures;
 //! * [`meta`]: the metadata put on buffers and helpers to read it;
@@ -18,6 +19,7 @@ mod ids;
 mod imp;
 mod inbox;
 pub mod meta;
+mod output;
 pub mod overlay;
 pub mod prompt;
 mod settings;
