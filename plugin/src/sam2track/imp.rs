@@ -17,15 +17,15 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::engine::model;
 use crate::engine::runtime;
-use crate::engine::stages::Stages;
-use crate::engine::tracker::Tracker;
 
 use super::inbox::{Channel, Inbox};
+use super::navigation::{self, Click};
 use super::output::Output;
-use super::prompt::{self, Command, Coord, NEW_OBJECT, PromptError};
+use super::prompt::{self, Command, PromptError};
 use super::settings::{self, *};
+use super::signals;
+use super::startup::{self, Loaded};
 use super::worker::{self, Job, Note, Outcome, RunError, Worker};
 use super::{Mode, OnFlush};
 
@@ -70,44 +70,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Full text of the element error posted when ONNX Runtime cannot be used:
-/// what went wrong (every path tried) plus how to fix it.
-fn ort_error_text(err: &runtime::RuntimeError) -> String {
-    let fix = match err {
-        runtime::RuntimeError::AlreadyLoaded { loaded, .. } => format!(
-            "Leave the '{PROP_ORT_LIBRARY}' property unset or set it to {} in every \
-             sam2track element of this process",
-            loaded.display()
-        ),
-        _ => format!(
-            "To fix it, run scripts/setup.sh (it installs ONNX Runtime {} into {}), or set \
-             the '{PROP_ORT_LIBRARY}' property or the {} environment variable to the full \
-             path of libonnxruntime.so (ONNX Runtime >= {})",
-            runtime::ORT_VERSION,
-            runtime::default_setup_dir().display(),
-            runtime::DYLIB_PATH_ENV,
-            runtime::MIN_ORT_VERSION,
-        ),
-    };
-    format!("{err}. {fix}.")
-}
-
 #[glib::object_subclass]
 impl ObjectSubclass for Sam2Track {
     const NAME: &'static str = "GstSam2Track";
     type Type = super::Sam2Track;
     type ParentType = gst_base::BaseTransform;
-}
-
-/// Arguments of an action signal after the instance.
-fn arg<'a, T: glib::value::FromValue<'a>>(args: &'a [glib::Value], i: usize) -> T {
-    args[i]
-        .get::<T>()
-        .unwrap_or_else(|e| panic!("signal argument {i}: {e}"))
-}
-
-fn imp_of(args: &[glib::Value]) -> super::Sam2Track {
-    arg::<super::Sam2Track>(args, 0)
 }
 
 impl ObjectImpl for Sam2Track {
@@ -117,146 +84,7 @@ impl ObjectImpl for Sam2Track {
     }
 
     fn signals() -> &'static [glib::subclass::Signal] {
-        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            use glib::subclass::Signal;
-            vec![
-                // add-point(object_id, x, y, positive) -> object id (0: refused)
-                Signal::builder("add-point")
-                    .param_types([
-                        u32::static_type(),
-                        f32::static_type(),
-                        f32::static_type(),
-                        bool::static_type(),
-                    ])
-                    .return_type::<u32>()
-                    .action()
-                    .class_handler(|args| {
-                        let obj = imp_of(args);
-                        let cmd = Command::Prompt {
-                            id: arg(args, 1),
-                            clicks: vec![prompt::Click {
-                                x: Coord::px(arg(args, 2)),
-                                y: Coord::px(arg(args, 3)),
-                                positive: arg(args, 4),
-                            }],
-                            bbox: None,
-                            clear: false,
-                        };
-                        Some(obj.imp().queue_one("add-point signal", cmd).to_value())
-                    })
-                    .build(),
-                // add-points(object_id, <x0, y0, x1, y1, ...>, <label0, label1, ...>)
-                Signal::builder("add-points")
-                    .param_types([
-                        u32::static_type(),
-                        gst::Array::static_type(),
-                        gst::Array::static_type(),
-                    ])
-                    .return_type::<u32>()
-                    .action()
-                    .class_handler(|args| {
-                        let obj = imp_of(args);
-                        let s = gst::Structure::builder(prompt::EVENT_PROMPT)
-                            .field("object-id", arg::<u32>(args, 1))
-                            .field("points", arg::<gst::Array>(args, 2))
-                            .field("labels", arg::<gst::Array>(args, 3))
-                            .build();
-                        Some(obj.imp().queue_structure("add-points", &s).to_value())
-                    })
-                    .build(),
-                // add-box(object_id, x0, y0, x1, y1)
-                Signal::builder("add-box")
-                    .param_types([
-                        u32::static_type(),
-                        f32::static_type(),
-                        f32::static_type(),
-                        f32::static_type(),
-                        f32::static_type(),
-                    ])
-                    .return_type::<u32>()
-                    .action()
-                    .class_handler(|args| {
-                        let obj = imp_of(args);
-                        let c = |i| Coord::px(arg::<f32>(args, i));
-                        let cmd = Command::Prompt {
-                            id: arg(args, 1),
-                            clicks: Vec::new(),
-                            bbox: Some([c(2), c(3), c(4), c(5)]),
-                            clear: false,
-                        };
-                        Some(obj.imp().queue_one("add-box signal", cmd).to_value())
-                    })
-                    .build(),
-                // add-mask(object_id, GRAY8 buffer, width, height)
-                Signal::builder("add-mask")
-                    .param_types([
-                        u32::static_type(),
-                        gst::Buffer::static_type(),
-                        u32::static_type(),
-                        u32::static_type(),
-                    ])
-                    .return_type::<u32>()
-                    .action()
-                    .class_handler(|args| {
-                        let obj = imp_of(args);
-                        let s = gst::Structure::builder(prompt::EVENT_MASK)
-                            .field("object-id", arg::<u32>(args, 1))
-                            .field("mask", arg::<gst::Buffer>(args, 2))
-                            .field("width", arg::<u32>(args, 3))
-                            .field("height", arg::<u32>(args, 4))
-                            .build();
-                        Some(obj.imp().queue_structure("add-mask", &s).to_value())
-                    })
-                    .build(),
-                // remove-object(object_id) -> accepted
-                Signal::builder("remove-object")
-                    .param_types([u32::static_type()])
-                    .return_type::<bool>()
-                    .action()
-                    .class_handler(|args| {
-                        let obj = imp_of(args);
-                        let id: u32 = arg(args, 1);
-                        let ok = if id == NEW_OBJECT {
-                            obj.imp()
-                                .warn_prompt("remove-object", "object id 0 is not an object");
-                            false
-                        } else {
-                            obj.imp()
-                                .queue("remove-object signal", vec![Command::Remove { id }])
-                        };
-                        Some(ok.to_value())
-                    })
-                    .build(),
-                // reset(): forget every object and the memory
-                Signal::builder("reset")
-                    .action()
-                    .class_handler(|args| {
-                        imp_of(args)
-                            .imp()
-                            .queue("reset signal", vec![Command::Reset]);
-                        None
-                    })
-                    .build(),
-                // prompt("1:point=10,20;...") -> accepted
-                Signal::builder("prompt")
-                    .param_types([String::static_type()])
-                    .return_type::<bool>()
-                    .action()
-                    .class_handler(|args| {
-                        let obj = imp_of(args);
-                        let text: String = arg(args, 1);
-                        let ok = match prompt::parse_prompts(&text) {
-                            Ok(cmds) => obj.imp().queue("prompt signal", cmds),
-                            Err(err) => {
-                                obj.imp().warn_error("prompt signal", &err);
-                                false
-                            }
-                        };
-                        Some(ok.to_value())
-                    })
-                    .build(),
-            ]
-        });
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(signals::specs);
         SIGNALS.as_ref()
     }
 
@@ -375,97 +203,11 @@ impl BaseTransformImpl for Sam2Track {
             settings.threads = cores;
         }
 
-        let runtime = runtime::acquire(settings.ort_library.as_deref()).map_err(|err| {
-            gst::error_msg!(
-                gst::LibraryError::Init,
-                ("{}", ort_error_text(&err)),
-                ["{err:?}"]
-            )
-        })?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "Using ONNX Runtime {} from {} ({})",
-            runtime.version(),
-            runtime.library().display(),
-            runtime.source()
-        );
-
-        let Some(model_dir) = settings.model_dir.clone() else {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "The '{}' property is not set: set it to an exported SAM 2 model directory \
-                     (containing {})",
-                    PROP_MODEL_DIR,
-                    model::MANIFEST_FILE
-                )
-            ));
-        };
-        let model_error = |err: &dyn std::fmt::Display| {
-            let kind = if model_dir.is_dir() {
-                gst::ResourceError::Settings
-            } else {
-                gst::ResourceError::NotFound
-            };
-            gst::error_msg!(
-                kind,
-                (
-                    "Cannot use model directory {} ('{}' property): {}. Export one with \
-                     models/export.py (see the README, \"Models\")",
-                    model_dir.display(),
-                    PROP_MODEL_DIR,
-                    err
-                ),
-                ["{err}"]
-            )
-        };
-        let model = model::ModelDir::open(&model_dir).map_err(|e| model_error(&e))?;
-        let stages = Stages::load(&model, runtime.environment(), &settings.session_options())
-            .map_err(|err| match err {
-                model::ModelError::Provider { .. } => gst::error_msg!(
-                    gst::LibraryError::Init,
-                    (
-                        "{}. Set '{}' to cpu, or '{}' to true to run on the CPU when the GPU \
-                         cannot be used",
-                        err,
-                        PROP_PROVIDER,
-                        PROP_FALLBACK
-                    )
-                ),
-                err => model_error(&err),
-            })?;
-        let fallbacks = model.fallbacks();
-        if !fallbacks.is_empty() {
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Init,
-                ("Running on the CPU: {}", fallbacks.join("; ")),
-                ["'{}' is set", PROP_FALLBACK]
-            );
-        }
-        let tracker =
-            Tracker::new(stages, model.manifest(), settings.tracker_config()).map_err(|err| {
-                gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    ("Invalid tracker settings: {}", err)
-                )
-            })?;
-
-        let schedule = match &settings.prompt_file {
-            None => Vec::new(),
-            Some(path) => prompt::read_prompt_file(path).map_err(|err| {
-                let kind = if path.is_file() {
-                    gst::ResourceError::Settings
-                } else {
-                    gst::ResourceError::NotFound
-                };
-                gst::error_msg!(
-                    kind,
-                    ("Cannot use the '{}' property: {}", PROP_PROMPT_FILE, err)
-                )
-            })?,
-        };
+        let Loaded {
+            runtime,
+            tracker,
+            schedule,
+        } = startup::load(&self.obj(), &settings)?;
 
         let weak = self.obj().downgrade();
         let notify = Box::new(move |note: Note| {
@@ -483,8 +225,7 @@ impl BaseTransformImpl for Sam2Track {
         gst::info!(
             CAT,
             imp = self,
-            "Using model directory {} ({} prompt-file entries)",
-            model_dir.display(),
+            "Started ({} prompt-file entries)",
             schedule.len()
         );
         lock(&self.inbox).start(schedule, settings.prompt.is_some());
@@ -497,7 +238,6 @@ impl BaseTransformImpl for Sam2Track {
             max_inference: Duration::ZERO,
             reported_latency: gst::ClockTime::ZERO,
         });
-        gst::debug!(CAT, imp = self, "Started");
         Ok(())
     }
 
@@ -643,7 +383,7 @@ impl Sam2Track {
     // ------------------------------------------------------------- prompts
 
     /// Posts a warning about a refused prompt on the bus.
-    fn warn_prompt(&self, what: &str, why: &str) {
+    pub(super) fn warn_prompt(&self, what: &str, why: &str) {
         self.warn_prompts(&format!("Ignored prompt ({what}): {why}"));
     }
 
@@ -683,7 +423,7 @@ impl Sam2Track {
         }
     }
 
-    fn warn_error(&self, what: &str, err: &PromptError) {
+    pub(super) fn warn_error(&self, what: &str, err: &PromptError) {
         self.warn_prompt(what, &err.to_string());
     }
 
@@ -728,18 +468,18 @@ impl Sam2Track {
     }
 
     /// Queues commands for the next frame the engine runs.
-    fn queue(&self, what: &str, cmds: Vec<Command>) -> bool {
+    pub(super) fn queue(&self, what: &str, cmds: Vec<Command>) -> bool {
         self.enqueue(what, Channel::Next, cmds).is_some()
     }
 
     /// Queues one command; returns its object id (0 when refused).
-    fn queue_one(&self, what: &str, cmd: Command) -> u32 {
+    pub(super) fn queue_one(&self, what: &str, cmd: Command) -> u32 {
         self.enqueue(what, Channel::Next, vec![cmd]).unwrap_or(0)
     }
 
     /// Queues the commands of a sam2 structure built by a signal; returns the
     /// object id (0 and a bus warning when malformed).
-    fn queue_structure(&self, what: &str, s: &gst::Structure) -> u32 {
+    pub(super) fn queue_structure(&self, what: &str, s: &gst::Structure) -> u32 {
         let what = format!("{what} signal");
         match prompt::parse_structure(s) {
             Ok(cmds) => self.enqueue(&what, Channel::Next, cmds).unwrap_or(0),
@@ -750,75 +490,33 @@ impl Sam2Track {
         }
     }
 
-    /// Left click: positive point (new object, or the selected one);
-    /// shift + left click: negative point; right click: remove the object
-    /// under the pointer. Returns whether the event was used.
+    /// A click from the video sink (see [`navigation::click`]); returns
+    /// whether the event was used.
     fn handle_navigation(&self, event: &gst::Event) -> bool {
-        let Ok(nav) = gst_video::NavigationEvent::parse(event) else {
-            return false;
-        };
-        let gst_video::NavigationEvent::MouseButtonPress { button, x, y, .. } = nav else {
-            return false;
-        };
-        let Some((w, h)) = lock(&self.state)
+        let Some(frame) = lock(&self.state)
             .as_ref()
             .and_then(|s| s.video_info.as_ref())
-            .map(|i| (f64::from(i.width()), f64::from(i.height())))
+            .map(|i| (i.width() as usize, i.height() as usize))
         else {
             return false;
         };
-        if !(0.0..w).contains(&x) || !(0.0..h).contains(&y) {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "Click at ({x}, {y}) outside the {w}x{h} frame"
-            );
-            return false;
-        }
-        let (x, y) = (Coord::px(x as f32), Coord::px(y as f32));
         let selected = lock(&self.settings).selected_object;
-        let shift = shift_held(&nav);
-        let cmd = match button {
-            1 if shift => {
-                let target = if selected != NEW_OBJECT {
-                    selected
-                } else {
-                    lock(&self.inbox).last_clicked
-                };
-                if target == NEW_OBJECT {
-                    self.warn_prompt("shift-click", "no object to exclude the point from yet");
-                    return true;
-                }
-                Command::Prompt {
-                    id: target,
-                    clicks: vec![prompt::Click {
-                        x,
-                        y,
-                        positive: false,
-                    }],
-                    bbox: None,
-                    clear: false,
-                }
+        let last = lock(&self.inbox).last_clicked;
+        match navigation::click(event, frame, selected, last) {
+            Click::NotOurs => false,
+            Click::NoTarget => {
+                self.warn_prompt("shift-click", "no object to exclude the point from yet");
+                true
             }
-            1 => Command::Prompt {
-                id: selected,
-                clicks: vec![prompt::Click {
-                    x,
-                    y,
-                    positive: true,
-                }],
-                bbox: None,
-                clear: false,
-            },
-            3 => Command::RemoveAt { x, y },
-            _ => return false,
-        };
-        gst::debug!(CAT, imp = self, "Click: {cmd:?}");
-        let id = self.queue_one("click", cmd);
-        if button == 1 && !shift {
-            lock(&self.inbox).last_clicked = id;
+            Click::Prompt { command, new_click } => {
+                gst::debug!(CAT, imp = self, "Click: {command}");
+                let id = self.queue_one("click", command);
+                if new_click {
+                    lock(&self.inbox).last_clicked = id;
+                }
+                true
+            }
         }
-        true
     }
 
     // ------------------------------------------------------------ latency
@@ -971,22 +669,4 @@ impl Sam2Track {
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
         }
     }
-}
-
-/// Whether shift was held during a navigation event. Navigation events carry
-/// modifier keys from GStreamer 1.22 on; built for 1.20 (without the `v1_22`
-/// feature) shift-clicks read as plain clicks.
-#[cfg(feature = "v1_22")]
-fn shift_held(nav: &gst_video::NavigationEvent) -> bool {
-    match nav {
-        gst_video::NavigationEvent::MouseButtonPress { modifier_state, .. } => {
-            modifier_state.contains(gst_video::NavigationModifierType::SHIFT_MASK)
-        }
-        _ => false,
-    }
-}
-
-#[cfg(not(feature = "v1_22"))]
-fn shift_held(_nav: &gst_video::NavigationEvent) -> bool {
-    false
 }

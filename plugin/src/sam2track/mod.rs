@@ -5,8 +5,11 @@
 //! * [`imp`]: GStreamer glue (properties, caps, events, signals, state);
 //! * `ids`: object ids in use and the ids of new objects;
 //! * `inbox`: every prompt waiting for a frame;
+//! * `navigation`: mouse clicks as prompts;
 //! * `output`: the metadata, overlay and messages of each frame;
 //! * `settings`: the properties and what they configure;
+//! * `signals`: the action signals;
+//! * `startup`: what the element loads when it starts;
 //! * [`prompt`]: prompt grammar, prompt files and event structures;
 //! * [`meta`]: the metadata put on buffers and helpers to read it;
 //! * [`overlay`]: drawing masks into frames;
@@ -19,10 +22,13 @@ mod ids;
 mod imp;
 mod inbox;
 pub mod meta;
+mod navigation;
 mod output;
 pub mod overlay;
 pub mod prompt;
 mod settings;
+mod signals;
+mod startup;
 mod worker;
 
 glib::wrapper! {
