@@ -3,6 +3,7 @@
 //! The `sam2track` element.
 //!
 //! * [`imp`]: GStreamer glue (properties, caps, events, signals, state);
+//! * `events`: prompt event structures (re-exported by [`prompt`]);
 //! * `ids`: object ids in use and the ids of new objects;
 //! * `inbox`: every prompt waiting for a frame;
 //! * `navigation`: mouse clicks as prompts;
@@ -18,6 +19,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod events;
 mod ids;
 mod imp;
 mod inbox;
