@@ -14,4 +14,5 @@ pub mod model;
 pub mod ops;
 pub mod runtime;
 pub mod stages;
+pub mod step;
 pub mod tracker;

@@ -30,16 +30,26 @@ impl Plane {
 /// `F.interpolate(mode="bilinear", align_corners=False)` (no antialias):
 /// `src = (dst + 0.5) * in / out - 0.5`, clamped at 0.
 fn bilinear_coeffs(out: usize, input: usize) -> Vec<(usize, usize, f32, f32)> {
+    (0..out).map(|i| bilinear_tap(i, out, input)).collect()
+}
+
+/// The taps of output coordinate `i` of [`bilinear_coeffs`].
+fn bilinear_tap(i: usize, out: usize, input: usize) -> (usize, usize, f32, f32) {
     let scale = input as f32 / out as f32;
-    (0..out)
-        .map(|i| {
-            let src = (scale * (i as f32 + 0.5) - 0.5).max(0.0);
-            let i0 = (src as usize).min(input - 1);
-            let i1 = (i0 + 1).min(input - 1);
-            let l1 = src - i0 as f32;
-            (i0, i1, 1.0 - l1, l1)
-        })
-        .collect()
+    let src = (scale * (i as f32 + 0.5) - 0.5).max(0.0);
+    let i0 = (src as usize).min(input - 1);
+    let i1 = (i0 + 1).min(input - 1);
+    let l1 = src - i0 as f32;
+    (i0, i1, 1.0 - l1, l1)
+}
+
+/// Pixel (`x`, `y`) of [`resize_bilinear`]`(src, width, height)`, alone.
+pub fn bilinear_at(src: &Plane, width: usize, height: usize, x: usize, y: usize) -> f32 {
+    let (x0, x1, wx0, wx1) = bilinear_tap(x, width, src.width);
+    let (y0, y1, wy0, wy1) = bilinear_tap(y, height, src.height);
+    let r0 = &src.data[y0 * src.width..(y0 + 1) * src.width];
+    let r1 = &src.data[y1 * src.width..(y1 + 1) * src.width];
+    wy0 * (wx0 * r0[x0] + wx1 * r0[x1]) + wy1 * (wx0 * r1[x0] + wx1 * r1[x1])
 }
 
 /// `F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)`.

@@ -63,6 +63,8 @@ pub enum TrackerError {
     },
     #[error("unknown object id {0}")]
     UnknownObject(u32),
+    #[error("no object there")]
+    NothingThere,
     #[error("point ({x}, {y}) is outside the {width}x{height} frame")]
     PointOutside {
         x: f32,
@@ -289,6 +291,8 @@ pub struct Tracker {
     objects: Vec<Object>,
     current: Option<Current>,
     next_index: u64,
+    /// The previous frame's result ([`Tracker::step`]), for clicks on it.
+    pub(super) last: Option<super::step::LastResult>,
 }
 
 impl Tracker {
@@ -344,6 +348,7 @@ impl Tracker {
             objects: Vec::new(),
             current: None,
             next_index: 0,
+            last: None,
         })
     }
 
@@ -535,7 +540,8 @@ impl Tracker {
 
     // ----------------------------------------------------------------- prompts
 
-    fn frame_size(&self) -> Result<(usize, usize), TrackerError> {
+    /// Size of the current frame.
+    pub fn frame_size(&self) -> Result<(usize, usize), TrackerError> {
         self.current
             .as_ref()
             .map(|c| (c.width, c.height))
@@ -884,6 +890,7 @@ impl Tracker {
         self.objects.clear();
         self.current = None;
         self.next_index = 0;
+        self.last = None;
     }
 
     // ---------------------------------------------------------------- tracking
@@ -1245,9 +1252,11 @@ impl Tracker {
         self.stages.take_times()
     }
 
-    /// Changes the logit threshold of the masks made from now on.
-    pub fn set_mask_threshold(&mut self, threshold: f32) {
+    /// Changes how the masks made from now on are cut from the logits:
+    /// `threshold` and `non_overlap` (see [`TrackerConfig`]).
+    pub fn set_mask_output(&mut self, threshold: f32, non_overlap: bool) {
         self.config.mask_threshold = threshold;
+        self.config.non_overlap_masks = non_overlap;
     }
 }
 

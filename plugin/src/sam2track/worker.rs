@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use gst_video::prelude::*;
 
-use crate::engine::ops::Plane;
 use crate::engine::stages::StageTimes;
-use crate::engine::tracker::{self, Frame, PixelFormat, Tracker, TrackerError};
+use crate::engine::step::{FrameInput, ObjectResult, Prompt};
+use crate::engine::tracker::{Frame, PixelFormat, Tracker};
 
 use super::overlay::{self, Layout, Yuv};
-use super::prompt::{Command, NEW_OBJECT};
+use super::prompt::{Command, Coord};
 
 /// Per-job options read from the element's settings for each frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,18 +46,6 @@ impl Job {
     }
 }
 
-/// One object's result.
-#[derive(Debug, Clone)]
-pub struct ObjectResult {
-    pub id: u32,
-    /// Low-res logits (L×L), to redo masks at another size.
-    pub logits: Plane,
-    pub object_score: f32,
-    pub iou: f32,
-    /// 0/1 at `width`×`height` of the frame it was computed on.
-    pub mask: Vec<u8>,
-}
-
 /// Result of one frame.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -66,6 +54,7 @@ pub struct Outcome {
     pub height: usize,
     pub threshold: f32,
     pub non_overlap: bool,
+    /// Every object's result (masks at `width`×`height`).
     pub objects: Vec<ObjectResult>,
     /// Time spent on the frame by the inference thread (0 when the frame
     /// needed no inference), the testing `delay` included.
@@ -324,7 +313,6 @@ fn run(
     notify: Box<dyn Fn(Note) + Send>,
     panic_at: Option<u64>,
 ) {
-    let mut previous: Option<Arc<Outcome>> = None;
     loop {
         let (job, epoch, reset) = {
             let mut inner = lock(&shared);
@@ -342,7 +330,6 @@ fn run(
         };
         if reset {
             tracker.reset();
-            previous = None;
         }
         let number = job.number;
         let mut notes = Notes::default();
@@ -350,7 +337,7 @@ fn run(
             if panic_at == Some(number) {
                 panic!("fault injected by {TEST_PANIC_ENV} on frame {number}");
             }
-            process(&mut tracker, job, previous.as_deref(), &mut notes)
+            process(&mut tracker, job, &mut notes)
         }));
         notes.send(number, &*notify);
         let mut inner = lock(&shared);
@@ -360,7 +347,6 @@ fn run(
                 outcome.epoch = epoch;
                 let outcome = Arc::new(outcome);
                 inner.has_objects = !tracker.object_ids().is_empty();
-                previous = Some(outcome.clone());
                 inner.latest = Some(outcome);
             }
             Ok(Err(err)) => inner.fatal = Some(err),
@@ -403,13 +389,49 @@ pub fn yuv_of(info: &gst_video::VideoInfo) -> Yuv {
     m
 }
 
+/// The engine prompt of `cmd` on a `width`×`height` frame (relative
+/// coordinates resolved).
+fn to_prompt(cmd: &Command, width: usize, height: usize) -> Prompt {
+    let px = |c: &Coord, extent| c.resolve(extent);
+    match cmd {
+        Command::Prompt {
+            id,
+            clicks,
+            bbox,
+            clear,
+        } => Prompt::Points {
+            id: *id,
+            clicks: clicks
+                .iter()
+                .map(|c| ([px(&c.x, width), px(&c.y, height)], c.positive))
+                .collect(),
+            bbox: bbox.map(|[x0, y0, x1, y1]| {
+                [
+                    px(&x0, width),
+                    px(&y0, height),
+                    px(&x1, width),
+                    px(&y1, height),
+                ]
+            }),
+            clear: *clear,
+        },
+        Command::Mask { id, mask } => Prompt::Mask {
+            id: *id,
+            width: mask.width,
+            height: mask.height,
+            data: mask.data.clone(),
+        },
+        Command::Remove { id } => Prompt::Remove { id: *id },
+        Command::RemoveAt { x, y } => Prompt::RemoveAt {
+            x: px(x, width),
+            y: px(y, height),
+        },
+        Command::Reset => Prompt::Reset,
+    }
+}
+
 /// Runs the engine on `job`'s frame. `Err`: fatal (inference failed).
-fn process(
-    tracker: &mut Tracker,
-    job: Job,
-    previous: Option<&Outcome>,
-    notes: &mut Notes,
-) -> Result<Outcome, String> {
+fn process(tracker: &mut Tracker, job: Job, notes: &mut Notes) -> Result<Outcome, String> {
     let Job {
         number,
         buffer,
@@ -418,76 +440,27 @@ fn process(
         options,
     } = job;
     let (width, height) = (info.width() as usize, info.height() as usize);
-    tracker.set_mask_threshold(options.mask_threshold);
-    let mut empty = Outcome {
-        frame_number: number,
-        width,
-        height,
-        threshold: options.mask_threshold,
-        non_overlap: options.non_overlap,
-        objects: Vec::new(),
-        elapsed: Duration::ZERO,
-        engine: Duration::ZERO,
-        times: StageTimes::default(),
-        epoch: 0,
-    };
-    // Commands that need no frame first: reset, removals.
-    let mut frame_commands = Vec::new();
-    for cmd in commands {
-        match cmd {
-            Command::Reset => {
-                tracker.reset();
-                frame_commands.clear();
-            }
-            Command::Remove { id } => {
-                frame_commands.retain(|c: &Command| c.id() != Some(id));
-                if let Err(err) = tracker.remove_object(id) {
-                    notes.refuse(format!("remove object {id}"), err.to_string());
-                }
-            }
-            Command::RemoveAt { x, y } => {
-                let hit = previous.and_then(|p| {
-                    let px = (x.resolve(width) * p.width as f32 / width as f32) as usize;
-                    let py = (y.resolve(height) * p.height as f32 / height as f32) as usize;
-                    (px < p.width && py < p.height).then(|| {
-                        p.objects
-                            .iter()
-                            .rev()
-                            .find(|o| o.mask[py * p.width + px] != 0)
-                            .map(|o| o.id)
-                    })?
-                });
-                match hit {
-                    Some(id) => {
-                        let _ = tracker.remove_object(id);
-                        notes.released.push(id);
-                    }
-                    None => notes.refuse(
-                        format!("remove the object at ({x}, {y})"),
-                        "no object there",
-                    ),
-                }
-            }
-            other => frame_commands.push(other),
-        }
-    }
-    if frame_commands.is_empty() && tracker.object_ids().is_empty() {
-        return Ok(empty);
-    }
-
+    tracker.set_mask_output(options.mask_threshold, options.non_overlap);
+    let prompts: Vec<Prompt> = commands
+        .iter()
+        .map(|c| to_prompt(c, width, height))
+        .collect();
     let start = Instant::now();
-    tracker.take_stage_times();
+    // YUV frames are converted only when the engine will read them
+    let needs_pixels = !tracker.object_ids().is_empty()
+        || prompts
+            .iter()
+            .any(|p| matches!(p, Prompt::Points { .. } | Prompt::Mask { .. }));
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
         .map_err(|err| format!("cannot read frame {number}: {err}"))?;
     let rgb;
-    let engine_frame = match packed_format(info.format()) {
-        Some(format) => Frame {
-            data: frame.plane_data(0).map_err(|e| e.to_string())?,
-            width,
-            height,
-            stride: frame.plane_stride()[0] as usize,
+    let (data, stride, format) = match packed_format(info.format()) {
+        Some(format) => (
+            frame.plane_data(0).map_err(|e| e.to_string())?,
+            frame.plane_stride()[0] as usize,
             format,
-        },
+        ),
+        None if !needs_pixels => (&[][..], 0, PixelFormat::Rgb),
         None => {
             let layout = match info.format() {
                 gst_video::VideoFormat::Nv12 => Layout::Nv12,
@@ -499,106 +472,46 @@ fn process(
                 .collect::<Result<_, _>>()?;
             let strides: Vec<usize> = frame.plane_stride().iter().map(|s| *s as usize).collect();
             rgb = overlay::yuv_to_rgb(layout, yuv_of(&info), width, height, &planes, &strides);
-            Frame {
-                data: &rgb,
-                width,
-                height,
-                stride: width * 3,
-                format: PixelFormat::Rgb,
-            }
+            (&rgb[..], width * 3, PixelFormat::Rgb)
         }
     };
-    let engine_start = Instant::now();
-    tracker
-        .begin_frame(&engine_frame)
-        .map_err(|err| format!("frame {number}: {err}"))?;
-    drop(frame);
-    drop(buffer);
-
-    for cmd in frame_commands {
-        let what = cmd.to_string();
-        let id = cmd.id();
-        let result = match cmd {
-            Command::Prompt {
-                id,
-                clicks,
-                bbox,
-                clear,
-            } => {
-                debug_assert_ne!(id, NEW_OBJECT);
-                let points: Vec<[f32; 2]> = clicks
-                    .iter()
-                    .map(|c| [c.x.resolve(width), c.y.resolve(height)])
-                    .collect();
-                let labels: Vec<i32> = clicks
-                    .iter()
-                    .map(|c| {
-                        if c.positive {
-                            tracker::LABEL_POSITIVE
-                        } else {
-                            tracker::LABEL_NEGATIVE
-                        }
-                    })
-                    .collect();
-                match bbox {
-                    Some(b) => tracker.add_box(
-                        id,
-                        [
-                            b[0].resolve(width),
-                            b[1].resolve(height),
-                            b[2].resolve(width),
-                            b[3].resolve(height),
-                        ],
-                        &points,
-                        &labels,
-                    ),
-                    None => tracker.add_points(id, &points, &labels, clear),
-                }
-            }
-            Command::Mask { id, mask } => tracker.add_mask(id, &mask.resized(width, height)),
-            _ => unreachable!("handled above"),
-        };
-        match result {
-            Ok(_) => {}
-            Err(TrackerError::Stage(err)) => return Err(format!("frame {number}: {err}")),
-            Err(err) => {
-                notes.refuse(what, err.to_string());
-                if let Some(id) = id
-                    && !tracker.object_ids().contains(&id)
-                {
-                    notes.released.push(id);
-                }
-            }
-        }
-    }
-    let outputs = tracker
-        .track()
-        .map_err(|err| format!("frame {number}: {err}"))?;
-    let logits: Vec<&Plane> = outputs.iter().map(|o| &o.logits).collect();
-    let masks = tracker::masks_from_logits(
-        &logits,
+    let input = FrameInput::Packed(Frame {
+        data,
         width,
         height,
-        options.mask_threshold,
-        options.non_overlap,
-    );
-    empty.objects = outputs
-        .into_iter()
-        .zip(masks)
-        .map(|(o, mask)| ObjectResult {
-            id: o.id,
-            mask,
-            logits: o.logits,
-            object_score: o.object_score,
-            iou: o.iou,
-        })
-        .collect();
-    empty.times = tracker.take_stage_times();
-    empty.engine = engine_start.elapsed();
-    if !options.delay.is_zero() {
+        stride,
+        format,
+    });
+    let engine_start = Instant::now();
+    let result = tracker
+        .step(input, &prompts)
+        .map_err(|err| format!("frame {number}: {err}"))?;
+    let engine = engine_start.elapsed();
+    drop(frame);
+    drop(buffer);
+    for (i, err) in &result.refused {
+        notes.refuse(commands[*i].to_string(), err.to_string());
+    }
+    notes.released.extend(&result.released);
+    let inferred = result.index.is_some();
+    if inferred && !options.delay.is_zero() {
         std::thread::sleep(options.delay);
     }
-    // the testing delay stands for a slower engine: it counts
-    empty.elapsed = start.elapsed();
-    Ok(empty)
+    Ok(Outcome {
+        frame_number: number,
+        width,
+        height,
+        threshold: options.mask_threshold,
+        non_overlap: options.non_overlap,
+        objects: result.objects,
+        // the testing delay stands for a slower engine: it counts
+        elapsed: if inferred {
+            start.elapsed()
+        } else {
+            Duration::ZERO
+        },
+        engine: if inferred { engine } else { Duration::ZERO },
+        times: result.times,
+        epoch: 0,
+    })
 }
