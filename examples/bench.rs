@@ -22,7 +22,7 @@
 //!
 //! `--element` times each frame from sam2track's sink pad to its source pad
 //! (`mode=sync`, pad probes: decoding and model loading are outside) and the
-//! engine alone (`begin_frame` from RGB, `track`, frame-size masks) on the
+//! engine alone (`Tracker::step` from RGB, frame-size masks) on the
 //! same frames, in alternating passes (the VM's speed drifts; each frame keeps
 //! its best time), and averages the steady-state frames. Within each element
 //! pass it also splits every frame's time into the engine's (the
@@ -53,7 +53,8 @@ use std::time::{Duration, Instant};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
 use gstsam2::engine::runtime;
 use gstsam2::engine::stages::{StageTimes, Stages};
-use gstsam2::engine::tracker::{Frame, FrameMask, PixelFormat, Tracker, TrackerConfig};
+use gstsam2::engine::step::{FrameInput, FrameResult, Prompt};
+use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -254,15 +255,15 @@ fn new_tracker(
     Ok(Tracker::new(stages, model.manifest(), config)?)
 }
 
-/// Frame `i` through the tracker as the element would: begin the frame, on frame 0
-/// one positive click per object (`count` objects), track, frame-size masks.
+/// Frame `i` through the tracker as the element does (`Tracker::step`): on
+/// frame 0 one positive click per object (`count` objects); frame-size masks.
 fn track_frame(
     tracker: &mut Tracker,
     img: &Image,
     i: usize,
     points: &[[f32; 2]],
     count: usize,
-) -> Result<Vec<FrameMask>, Error> {
+) -> Result<FrameResult, Error> {
     let frame = Frame {
         data: &img.rgb,
         width: img.width,
@@ -270,14 +271,24 @@ fn track_frame(
         stride: img.width * 3,
         format: PixelFormat::Rgb,
     };
-    tracker.begin_frame(&frame)?;
-    if i == 0 {
-        for (k, p) in points.iter().take(count).enumerate() {
-            tracker.add_points(k as u32 + 1, &[*p], &[1], true)?;
-        }
+    let prompts: Vec<Prompt> = if i == 0 {
+        (1..)
+            .zip(points.iter().take(count))
+            .map(|(id, p)| Prompt::Points {
+                id,
+                clicks: vec![(*p, true)],
+                bbox: None,
+                clear: true,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let result = tracker.step(FrameInput::Packed(frame), &prompts)?;
+    if let Some((i, err)) = result.refused.first() {
+        return Err(format!("prompt {i} refused: {err}").into());
     }
-    let outputs = tracker.track()?;
-    Ok(tracker.frame_masks_with_boxes(&outputs)?)
+    Ok(result)
 }
 
 /// The `--paired` pass: `count` objects tracked over all frames, each steady-state
@@ -300,8 +311,7 @@ fn paired(
         if i >= args.warmup && before.is_none() {
             before = Some(mm.gflops(2)?);
         }
-        track_frame(&mut tracker, img, i, points, count)?;
-        let stages = tracker.take_stage_times();
+        let stages = track_frame(&mut tracker, img, i, points, count)?.times;
         if let Some(b) = before {
             let after = mm.gflops(2)?;
             eprintln!(
@@ -392,9 +402,10 @@ fn run(
     let mut rss_at_warmup = 0;
     for (i, img) in frames.iter().enumerate() {
         let start = Instant::now();
-        let masks = track_frame(&mut tracker, img, i, points, count)?;
+        let result = track_frame(&mut tracker, img, i, points, count)?;
+        let masks = &result.objects;
         let elapsed = start.elapsed();
-        let stages = tracker.take_stage_times();
+        let stages = result.times;
         eprintln!(
             "  sam2track objects={count} frame {i}: {:.0} ms (encoder {:.0}, attention {:.0}, decoder {:.0}, memory encoder {:.0})",
             ms(elapsed),
@@ -561,10 +572,10 @@ fn element_overhead(
         let mut times = Vec::new();
         for (i, img) in frames.iter().enumerate() {
             let start = Instant::now();
-            std::hint::black_box(track_frame(&mut tracker, img, i, &[[fx, fy]], 1)?);
+            let result = std::hint::black_box(track_frame(&mut tracker, img, i, &[[fx, fy]], 1)?);
             times.push(start.elapsed());
             if std::env::var_os("BENCH_ELEMENT_TRACE").is_some() {
-                let t = tracker.take_stage_times();
+                let t = result.times;
                 eprintln!(
                     "  engine alone frame {i}: {:.1} ms, host {:.1} ms",
                     ms(start.elapsed()),

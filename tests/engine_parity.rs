@@ -14,6 +14,7 @@ use std::path::Path;
 use common::{fixtures, mask_iou, micro_dir, read_png, require_runtime};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
 use gstsam2::engine::stages::Stages;
+use gstsam2::engine::step::{FrameInput, Prompt};
 use gstsam2::engine::tracker::{Tracker, TrackerConfig};
 use serde_json::Value;
 
@@ -32,55 +33,54 @@ fn tracker(dir: &Path) -> Tracker {
     Tracker::new(stages, model.manifest(), TrackerConfig::default()).expect("tracker")
 }
 
-fn points(p: &Value) -> Vec<[f32; 2]> {
-    p["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|xy| {
-            [
-                xy[0].as_f64().unwrap() as f32,
-                xy[1].as_f64().unwrap() as f32,
-            ]
-        })
-        .collect()
-}
-
-fn labels(p: &Value) -> Vec<i32> {
-    p["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap() as i32)
-        .collect()
-}
-
-fn apply(tracker: &mut Tracker, p: &Value, dir: &Path) {
+/// The engine prompt of one golden-scenario prompt.
+fn prompt(p: &Value, dir: &Path) -> Prompt {
     let id = p["obj_id"].as_u64().unwrap() as u32;
+    let numbers = |key: &str| -> Vec<f32> {
+        p[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|v| match v.as_array() {
+                Some(xy) => xy.iter().map(|c| c.as_f64().unwrap() as f32).collect(),
+                None => vec![v.as_f64().unwrap() as f32],
+            })
+            .collect()
+    };
     match p["kind"].as_str().unwrap() {
         "points" => {
-            tracker
-                .add_points(id, &points(p), &labels(p), true)
-                .expect("points prompt");
+            let labels = numbers("labels");
+            Prompt::Points {
+                id,
+                clicks: numbers("points")
+                    .chunks_exact(2)
+                    .zip(labels)
+                    .map(|(xy, l)| ([xy[0], xy[1]], l == 1.0))
+                    .collect(),
+                bbox: None,
+                clear: true,
+            }
         }
         "box" => {
-            let b: Vec<f32> = p["box"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect();
-            tracker
-                .add_box(id, [b[0], b[1], b[2], b[3]], &[], &[])
-                .expect("box prompt");
+            let b = numbers("box");
+            Prompt::Points {
+                id,
+                clicks: Vec::new(),
+                bbox: Some([b[0], b[1], b[2], b[3]]),
+                clear: true,
+            }
         }
         "mask" => {
-            let (_, _, color, data) = read_png(&dir.join(p["file"].as_str().unwrap()));
+            let (mw, mh, color, data) = read_png(&dir.join(p["file"].as_str().unwrap()));
             assert_eq!(color, png::ColorType::Grayscale);
-            let mask: Vec<u8> = data.iter().map(|v| u8::from(*v > 127)).collect();
-            tracker.add_mask(id, &mask).expect("mask prompt");
+            Prompt::Mask {
+                id,
+                width: mw,
+                height: mh,
+                data: data.iter().map(|v| u8::from(*v > 127)).collect(),
+            }
         }
-        "remove" => tracker.remove_object(id).expect("remove"),
+        "remove" => Prompt::Remove { id },
         other => panic!("unknown prompt kind {other}"),
     }
 }
@@ -117,23 +117,28 @@ fn run_scenario(model: &Path) -> Vec<Entry> {
         let (sw, sh, color, rgb) = read_png(&dir.join(format!("inputs/{t:05}.png")));
         assert_eq!(color, png::ColorType::Rgb);
         assert_eq!((sw, sh), (tracker.dims().s, tracker.dims().s));
-        assert_eq!(tracker.begin_prepared_frame(&rgb, w, h).unwrap(), t);
-        for p in scenario
-            .iter()
-            .filter(|p| p["frame"] == t && p["when"] == "before")
-        {
-            apply(&mut tracker, p, &dir);
+        let prompts = |when: &str| -> Vec<Prompt> {
+            scenario
+                .iter()
+                .filter(|p| p["frame"] == t && p["when"] == when)
+                .map(|p| prompt(p, &dir))
+                .collect()
+        };
+        let input = FrameInput::Prepared {
+            rgb: &rgb,
+            width: w,
+            height: h,
+        };
+        let mut result = tracker.step(input, &prompts("before")).expect("step");
+        assert_eq!(result.index, Some(t));
+        let after = prompts("after");
+        if !after.is_empty() {
+            assert!(result.refused.is_empty(), "{:?}", result.refused);
+            result = tracker.correct(&after).expect("corrections");
         }
-        tracker.track().expect("track");
-        for p in scenario
-            .iter()
-            .filter(|p| p["frame"] == t && p["when"] == "after")
-        {
-            apply(&mut tracker, p, &dir);
-        }
-        let mut outs = tracker.outputs();
+        assert!(result.refused.is_empty(), "{:?}", result.refused);
+        let mut outs = result.objects;
         outs.sort_by_key(|o| o.id);
-        let masks = tracker.frame_masks(&outs).unwrap();
         let want = frame["objects"].as_array().unwrap();
         let ids: Vec<u32> = outs.iter().map(|o| o.id).collect();
         let want_ids: Vec<u32> = want
@@ -141,7 +146,7 @@ fn run_scenario(model: &Path) -> Vec<Entry> {
             .map(|o| o["obj_id"].as_u64().unwrap() as u32)
             .collect();
         assert_eq!(ids, want_ids, "objects on frame {t}");
-        for ((o, mask), g) in outs.iter().zip(&masks).zip(want) {
+        for (o, g) in outs.iter().zip(want) {
             let lo = g["logits_offset"].as_u64().unwrap() as usize;
             let mo = g["mask_offset"].as_u64().unwrap() as usize;
             let ref_logits: Vec<f32> = bin[lo..lo + l * l * 4]
@@ -176,7 +181,7 @@ fn run_scenario(model: &Path) -> Vec<Entry> {
             entries.push(Entry {
                 frame: t,
                 id: o.id,
-                iou: mask_iou(mask, &ref_mask),
+                iou: mask_iou(&o.mask, &ref_mask),
                 logit_diff: d,
                 score: o.object_score,
                 ref_score: g["object_score"].as_f64().unwrap() as f32,

@@ -116,21 +116,10 @@ impl fmt::Debug for MaskPrompt {
 }
 
 impl MaskPrompt {
-    /// The mask at `width`×`height` as 0/1 (nearest neighbour).
+    /// The mask at `width`×`height` as 0/1 (nearest neighbour, as the
+    /// engine resizes mask prompts).
     pub fn resized(&self, width: usize, height: usize) -> Vec<u8> {
-        let mut out = vec![0u8; width * height];
-        if self.width == 0 || self.height == 0 || self.data.len() < self.width * self.height {
-            // never built by the parsers; an empty mask marks the object absent
-            return out;
-        }
-        for y in 0..height {
-            let sy = (y * self.height / height.max(1)).min(self.height - 1);
-            for x in 0..width {
-                let sx = (x * self.width / width.max(1)).min(self.width - 1);
-                out[y * width + x] = u8::from(self.data[sy * self.width + sx] != 0);
-            }
-        }
-        out
+        crate::engine::step::resize_nearest(&self.data, self.width, self.height, width, height)
     }
 }
 
