@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! Frames into the tracker: packed RGB-family pixels stretched to the
+//! model's S×S input (antialiased bilinear), normalised as the official
+//! loader does, then encoded; a new frame starts the memory of the last
+//! one's prompts.
+
+use super::{Current, Tracker, TrackerError};
+use crate::engine::ops::{self, Plane};
+
+/// Byte layouts of packed RGB frames the tracker reads directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    Rgb,
+    Bgr,
+    Rgba,
+    Bgra,
+    Rgbx,
+    Bgrx,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel and the byte offsets of R, G, B.
+    fn layout(self) -> (usize, [usize; 3]) {
+        match self {
+            PixelFormat::Rgb => (3, [0, 1, 2]),
+            PixelFormat::Bgr => (3, [2, 1, 0]),
+            PixelFormat::Rgba | PixelFormat::Rgbx => (4, [0, 1, 2]),
+            PixelFormat::Bgra | PixelFormat::Bgrx => (4, [2, 1, 0]),
+        }
+    }
+}
+
+/// A packed frame in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    pub data: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    /// Bytes per row.
+    pub stride: usize,
+    pub format: PixelFormat,
+}
+
+impl Tracker {
+    /// Starts the next frame from a packed RGB(A)/BGR(x) frame of any size:
+    /// stretched to S×S with an antialiased bilinear filter, then normalised.
+    pub fn begin_frame(&mut self, frame: &Frame<'_>) -> Result<u64, TrackerError> {
+        let (bpp, offs) = frame.format.layout();
+        if frame.width == 0 || frame.height == 0 {
+            return Err(TrackerError::EmptyFrame {
+                width: frame.width,
+                height: frame.height,
+            });
+        }
+        let need = frame.stride * (frame.height - 1) + frame.width * bpp;
+        if frame.stride < frame.width * bpp || frame.data.len() < need {
+            return Err(TrackerError::FrameData {
+                width: frame.width,
+                height: frame.height,
+                stride: frame.stride,
+                format: frame.format,
+                got: frame.data.len(),
+                need,
+            });
+        }
+        let s = self.dims.s;
+        let mut rgb = vec![0u8; 3 * s * s];
+        for (c, off) in offs.iter().enumerate() {
+            let mut plane = Vec::with_capacity(frame.width * frame.height);
+            for y in 0..frame.height {
+                let row = &frame.data[y * frame.stride..];
+                plane.extend((0..frame.width).map(|x| f32::from(row[x * bpp + off])));
+            }
+            let plane = Plane::new(frame.width, frame.height, plane);
+            let plane = if (frame.width, frame.height) == (s, s) {
+                plane
+            } else {
+                ops::resize_bilinear_aa(&plane, s, s)
+            };
+            for (p, v) in plane.data.iter().enumerate() {
+                rgb[p * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        self.begin_prepared_frame(&rgb, frame.width, frame.height)
+    }
+
+    /// Starts the next frame from an image already stretched to S×S (packed
+    /// RGB, u8), as the official loader prepares it; `width`×`height` is the
+    /// original frame size that prompts and output masks refer to.
+    pub fn begin_prepared_frame(
+        &mut self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+    ) -> Result<u64, TrackerError> {
+        let s = self.dims.s;
+        if width == 0 || height == 0 {
+            return Err(TrackerError::EmptyFrame { width, height });
+        }
+        if rgb.len() != 3 * s * s {
+            return Err(TrackerError::FrameData {
+                width: s,
+                height: s,
+                stride: 3 * s,
+                format: PixelFormat::Rgb,
+                got: rgb.len(),
+                need: 3 * s * s,
+            });
+        }
+        let pp = &self.preprocess;
+        let mut image = vec![0f32; 3 * s * s];
+        for (p, px) in rgb.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                // numpy: u8 / 255.0 in float64, stored as float32, then (x - mean) / std
+                let x = (f64::from(px[c]) * pp.scale) as f32;
+                image[c * s * s + p] = (x - pp.mean[c]) / pp.std[c];
+            }
+        }
+        let features = self.stages.encode_image(&image)?;
+        // Memories of the previous frame's prompts use that frame's features.
+        self.flush_pending()?;
+        let index = self.next_index;
+        self.next_index += 1;
+        self.current = Some(Current {
+            index,
+            width,
+            height,
+            features,
+        });
+        for o in &mut self.objects {
+            o.current = None;
+            o.tracked = false;
+            o.points.clear();
+        }
+        Ok(index)
+    }
+}
