@@ -46,6 +46,9 @@
 //! graphs and the frame-size masks the element would output. Prints one
 //! `RESULT {json}` line per run.
 
+#[path = "../tests/common/images.rs"]
+mod images;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -128,19 +131,11 @@ struct Image {
 }
 
 fn read_png(path: &Path) -> Result<Image, Error> {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
-    let mut reader = decoder.read_info()?;
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf)?;
-    if info.color_type != png::ColorType::Rgb || info.bit_depth != png::BitDepth::Eight {
+    let (width, height, color, rgb) = images::decode_png(path)?;
+    if color != png::ColorType::Rgb {
         return Err(format!("{}: not 8-bit RGB", path.display()).into());
     }
-    buf.truncate(info.buffer_size());
-    Ok(Image {
-        rgb: buf,
-        width: info.width as usize,
-        height: info.height as usize,
-    })
+    Ok(Image { rgb, width, height })
 }
 
 fn read_frames(dir: &Path, limit: usize) -> Result<Vec<Image>, Error> {
@@ -368,21 +363,6 @@ fn mask_file(dir: &Path, objects: usize, frame: usize) -> PathBuf {
     dir.join(format!("objects{objects}-frame{frame:05}.bin"))
 }
 
-/// IoU of two binary masks; two empty masks agree fully.
-fn iou(a: &[u8], b: &[u8]) -> f64 {
-    let (mut inter, mut union) = (0u64, 0u64);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (*x != 0, *y != 0);
-        inter += u64::from(x && y);
-        union += u64::from(x || y);
-    }
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
-    }
-}
-
 fn run(
     args: &Args,
     env: &ort::environment::Environment,
@@ -435,7 +415,7 @@ fn run(
             }
             let plane = img.width * img.height;
             for (a, b) in flat.chunks(plane).zip(reference.chunks(plane)) {
-                ious.push(iou(a, b));
+                ious.push(images::mask_iou(a, b));
                 let empty = |m: &[u8]| m.iter().all(|v| *v == 0);
                 both_empty += usize::from(empty(a) && empty(b));
             }

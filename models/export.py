@@ -19,7 +19,6 @@ exits non-zero above --tol (default 1e-4).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sam2_graphs as G  # noqa: E402
+from files import sha256  # noqa: E402
 
 MANIFEST_FORMAT = "sam2track-model"
 MANIFEST_VERSION = 1
@@ -41,14 +41,6 @@ GRAPH_ORDER = ["image_encoder", "memory_attention", "mask_decoder", "memory_enco
 EXPORT_SIZES = {"B": 2, "N": 3, "Nm": 3, "P": 5}
 # Different sizes for the checks, so that dynamic dims are exercised.
 CHECK_SIZES = [{"B": 3, "N": 2, "Nm": 2, "P": 4}, {"B": 1, "N": 1, "Nm": 1, "P": 1}]
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sizes_with_s(sizes, facts):

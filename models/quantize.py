@@ -21,7 +21,6 @@ against the exact model). Needs onnx + onnxruntime (the export venv has both).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -30,17 +29,12 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from files import sha256  # noqa: E402
+
 QUANTIZABLE = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
 DEFAULT_GRAPHS = ("image_encoder", "memory_attention")
 PRECISION = "int8-dynamic"
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def quantize(src: str, dst: str) -> None:

@@ -57,7 +57,7 @@ BIAS="${BENCH_OBJECT_SCORE_BIAS:-10}"
 SUFFIX=""
 if [ "$BIAS" != 0 ]; then SUFFIX="-bias$BIAS"; fi
 # Exports are redone when the export tool changed since (its sources' hash in a stamp).
-TOOL_STAMP="$(cat models/export.py models/sam2_graphs.py models/quantize.py | sha256sum | cut -c1-16)"
+TOOL_STAMP="$(cat models/export.py models/sam2_graphs.py models/quantize.py models/files.py | sha256sum | cut -c1-16)"
 export_model() { # size dir
     if [ ! -f "$2/model.json" ] || [ "$(cat "$2/.tool-stamp" 2>/dev/null)" != "$TOOL_STAMP" ]; then
         log "exporting $CONFIG at $1 (random weights, seed 0, object score bias $BIAS) into $2"

@@ -12,6 +12,7 @@ use gst::glib;
 
 pub mod engine;
 pub mod sam2track;
+mod sync;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     sam2track::register(plugin)

@@ -8,7 +8,12 @@ use std::sync::Arc;
 
 use gstsam2::engine::runtime;
 
+mod images;
 pub mod stream;
+
+// each test binary uses some of them
+#[allow(unused_imports)]
+pub use images::{Png, decode_png, mask_iou};
 
 /// tests/fixtures in the source tree.
 pub fn fixtures() -> PathBuf {
@@ -38,39 +43,8 @@ pub fn require_runtime() -> Arc<runtime::OrtRuntime> {
     runtime::acquire(None).unwrap_or_else(|err| panic!("ONNX Runtime does not load: {err}"))
 }
 
-/// Decodes an 8-bit PNG: (width, height, colour type, pixels).
-pub fn read_png(path: &Path) -> (usize, usize, png::ColorType, Vec<u8>) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
-        .read_info()
-        .expect("PNG header");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("PNG data");
-    assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", path.display());
-    buf.truncate(info.buffer_size());
-    (
-        info.width as usize,
-        info.height as usize,
-        info.color_type,
-        buf,
-    )
-}
-
-/// Intersection over union of two 0/non-0 masks (1 when both are empty).
-pub fn mask_iou(a: &[u8], b: &[u8]) -> f64 {
-    let inter = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 && **y != 0)
-        .count();
-    let union = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 || **y != 0)
-        .count();
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
-    }
+/// Decodes an 8-bit PNG: (width, height, colour type, pixels); fails the
+/// test when it cannot.
+pub fn read_png(path: &Path) -> Png {
+    decode_png(path).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use super::contract::{self, ContractError};
 use super::files::{self, FileError};
 use super::manifest::{GRAPH_NAMES, Manifest, ManifestError};
+use crate::sync::lock;
 
 /// File name of the manifest inside a model directory.
 pub const MANIFEST_FILE: &str = "model.json";
@@ -187,10 +188,7 @@ impl ModelDir {
 
     /// Fallbacks to the CPU taken so far (see [`SessionOptions::fallback_to_cpu`]).
     pub fn fallbacks(&self) -> Vec<String> {
-        self.fallbacks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.fallbacks).clone()
     }
 
     pub fn dir(&self) -> &Path {
@@ -264,13 +262,10 @@ impl ModelDir {
                 .commit_from_file(&path)
                 .map_err(|e| load_err(e.to_string()))?,
             Err(reason) if options.fallback_to_cpu => {
-                self.fallbacks
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(format!(
-                        "{graph}: {} unavailable ({reason}), running on the CPU",
-                        options.provider.name()
-                    ));
+                lock(&self.fallbacks).push(format!(
+                    "{graph}: {} unavailable ({reason}), running on the CPU",
+                    options.provider.name()
+                ));
                 base(true)?
                     .commit_from_file(&path)
                     .map_err(|e| load_err(e.to_string()))?

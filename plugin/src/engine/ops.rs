@@ -52,6 +52,11 @@ pub fn bilinear_at(src: &Plane, width: usize, height: usize, x: usize, y: usize)
     wy0 * (wx0 * r0[x0] + wx1 * r0[x1]) + wy1 * (wx0 * r1[x0] + wx1 * r1[x1])
 }
 
+/// The logistic function (`torch.sigmoid`).
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 /// `F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)`.
 pub fn resize_bilinear(src: &Plane, width: usize, height: usize) -> Plane {
     let xs = bilinear_coeffs(width, src.width);

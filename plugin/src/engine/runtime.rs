@@ -26,7 +26,9 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::{lock, panic_message};
 
 use super::files;
 
@@ -477,16 +479,6 @@ enum Global {
 
 static GLOBAL: Mutex<Global> = Mutex::new(Global::Unloaded);
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
-    }
-}
-
 /// The version string of the ONNX Runtime library at `path`, already
 /// loaded by `ort` (`dlopen()` hands back the same library, counted once
 /// more, and this handle's drop counts it down again).
@@ -544,7 +536,7 @@ fn load_library(candidate: &Candidate) -> Result<ort::environment::EnvironmentBu
 /// Once loaded, later calls share the same runtime; asking explicitly for a
 /// different library then fails with [`RuntimeError::AlreadyLoaded`].
 pub fn acquire(explicit: Option<&Path>) -> Result<Arc<OrtRuntime>, RuntimeError> {
-    let mut global = GLOBAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut global = lock(&GLOBAL);
     match &*global {
         Global::Ready(runtime) => {
             check_reuse(&runtime.library, explicit, check_library_file, |p| {

@@ -176,6 +176,18 @@ fn take(
     Ok(data.to_vec())
 }
 
+/// Runs graph `$graph` (`self.$session`) on `$inputs`, adding its time to
+/// `self.times.$slot`.
+macro_rules! run_timed {
+    ($self:ident, $session:ident, $slot:ident, $graph:expr, $inputs:expr) => {{
+        let start = std::time::Instant::now();
+        let out = $self.$session.run($inputs).map_err(stage_err($graph));
+        $self.times.$slot += start.elapsed();
+        $self.times.runs += 1;
+        out
+    }};
+}
+
 impl Stages {
     /// Loads the four graphs and checks them against the contract.
     pub fn load(
@@ -210,30 +222,18 @@ impl Stages {
         std::mem::take(&mut self.times)
     }
 
-    fn timed<T>(
-        times: &mut StageTimes,
-        slot: fn(&mut StageTimes) -> &mut std::time::Duration,
-        run: impl FnOnce() -> T,
-    ) -> T {
-        let start = std::time::Instant::now();
-        let out = run();
-        *slot(times) += start.elapsed();
-        times.runs += 1;
-        out
-    }
-
     /// `image`: [1, 3, S, S] normalised RGB.
     pub fn encode_image(&mut self, image: &[f32]) -> Result<ImageFeatures, StageError> {
         const G: &str = manifest::IMAGE_ENCODER;
         let d = self.dims;
         let input = view(G, &[1, 3, d.s, d.s], image)?;
-        let session = &mut self.image_encoder;
-        let out = Self::timed(
-            &mut self.times,
-            |t| &mut t.image_encoder,
-            || session.run(ort::inputs!["image" => input]),
-        )
-        .map_err(stage_err(G))?;
+        let out = run_timed!(
+            self,
+            image_encoder,
+            image_encoder,
+            G,
+            ort::inputs!["image" => input]
+        )?;
         Ok(ImageFeatures {
             high_res_0: take(G, &out, "high_res_feat_0")?,
             high_res_1: take(G, &out, "high_res_feat_1")?,
@@ -261,13 +261,7 @@ impl Stages {
             "obj_ptr_tpos" => view(G, &[m.batch, m.p], &m.obj_ptr_tpos)?,
             "obj_ptr_valid" => view(G, &[m.batch, m.p], &m.obj_ptr_valid)?,
         ];
-        let session = &mut self.memory_attention;
-        let out = Self::timed(
-            &mut self.times,
-            |t| &mut t.memory_attention,
-            || session.run(inputs),
-        )
-        .map_err(stage_err(G))?;
+        let out = run_timed!(self, memory_attention, memory_attention, G, inputs)?;
         take(G, &out, "pix_feat_with_mem")
     }
 
@@ -290,13 +284,7 @@ impl Stages {
             "mask_input" => view(G, &[b, 1, d.l, d.l], &p.mask_input)?,
             "has_mask_input" => view(G, &[b], &p.has_mask_input)?,
         ];
-        let session = &mut self.mask_decoder;
-        let out = Self::timed(
-            &mut self.times,
-            |t| &mut t.mask_decoder,
-            || session.run(inputs),
-        )
-        .map_err(stage_err(G))?;
+        let out = run_timed!(self, mask_decoder, mask_decoder, G, inputs)?;
         Ok(DecoderOutput {
             masks: take(G, &out, "masks")?,
             iou: take(G, &out, "iou_pred")?,
@@ -322,13 +310,7 @@ impl Stages {
             "is_mask_from_pts" => view(G, &[b], is_mask_from_pts)?,
             "object_score_logits" => view(G, &[b, 1], object_score)?,
         ];
-        let session = &mut self.memory_encoder;
-        let out = Self::timed(
-            &mut self.times,
-            |t| &mut t.memory_encoder,
-            || session.run(inputs),
-        )
-        .map_err(stage_err(G))?;
+        let out = run_timed!(self, memory_encoder, memory_encoder, G, inputs)?;
         take(G, &out, "maskmem_features")
     }
 }

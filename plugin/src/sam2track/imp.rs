@@ -8,7 +8,7 @@
 //! thread waits for it (sync mode) or never does (async mode, for live
 //! sources), see the README's "Live sources" section.
 
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -18,6 +18,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::engine::runtime;
+use crate::sync::lock;
 
 use super::inbox::{Channel, Inbox};
 use super::navigation::{self, Click};
@@ -62,12 +63,6 @@ pub struct Sam2Track {
     /// What frames carry out; streaming thread only (not under `state`:
     /// drawing holds no lock others wait on).
     output: Mutex<Output>,
-}
-
-/// Locks `mutex`, ignoring poisoning: the guarded data stays consistent
-/// because no code path leaves it half-updated.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[glib::object_subclass]

@@ -103,7 +103,7 @@ impl Output {
                     .map(|(i, obj)| ObjectInfo {
                         id: obj.id,
                         bbox: r.boxes[i],
-                        score: sigmoid(obj.object_score),
+                        score: ops::sigmoid(obj.object_score),
                         iou: obj.iou,
                         occluded: obj.object_score <= 0.0,
                         stale,
@@ -210,10 +210,6 @@ impl Output {
             let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
         }
     }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// Masks/boxes/metadata masks of `outcome` for a `w`×`h` frame.

@@ -6,7 +6,7 @@
 //! when the thread is free or its one-slot mailbox holds a frame without
 //! prompts, so the lag is bounded by about one inference).
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use gst_video::prelude::*;
 use crate::engine::stages::StageTimes;
 use crate::engine::step::{FrameInput, ObjectResult, Prompt};
 use crate::engine::tracker::{Frame, PixelFormat, Tracker};
+use crate::sync;
 
 use super::overlay::{self, Layout, Yuv};
 use super::prompt::{Command, Coord};
@@ -132,7 +133,7 @@ struct Inner {
 type Shared = Arc<(Mutex<Inner>, Condvar)>;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
-    shared.0.lock().unwrap_or_else(PoisonError::into_inner)
+    sync::lock(&shared.0)
 }
 
 pub struct Worker {
@@ -174,11 +175,7 @@ impl Worker {
             if inner.pending.is_none() && !inner.busy {
                 break;
             }
-            inner = self
-                .shared
-                .1
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
+            inner = sync::wait(&self.shared.1, inner);
         }
         let epoch = inner.epoch;
         inner.pending = Some(job);
@@ -197,11 +194,7 @@ impl Worker {
             {
                 return Ok(out.clone());
             }
-            inner = self
-                .shared
-                .1
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
+            inner = sync::wait(&self.shared.1, inner);
         }
     }
 
@@ -269,11 +262,7 @@ impl Worker {
     pub fn drain(&self) {
         let mut inner = lock(&self.shared);
         while (inner.busy || inner.pending.is_some()) && !inner.quit && inner.fatal.is_none() {
-            inner = self
-                .shared
-                .1
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
+            inner = sync::wait(&self.shared.1, inner);
         }
     }
 }
@@ -325,7 +314,7 @@ fn run(
                     let reset = std::mem::take(&mut inner.reset);
                     break (job, inner.epoch, reset);
                 }
-                inner = shared.1.wait(inner).unwrap_or_else(PoisonError::into_inner);
+                inner = sync::wait(&shared.1, inner);
             }
         };
         if reset {
@@ -351,11 +340,7 @@ fn run(
             }
             Ok(Err(err)) => inner.fatal = Some(err),
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let what = sync::panic_message(panic.as_ref());
                 inner.fatal = Some(format!("the inference thread panicked: {what}"));
             }
         }

@@ -68,7 +68,7 @@ impl Tracker {
         let (logits, ptr_v) = if st.pred_obj_scores {
             let appearing = score > 0.0;
             let lambda = if st.soft_no_obj_ptr {
-                1.0 / (1.0 + (-score).exp())
+                ops::sigmoid(score)
             } else if appearing {
                 1.0
             } else {
