@@ -21,13 +21,14 @@ use crate::engine::runtime;
 use crate::sync::lock;
 
 use super::inbox::{Channel, Inbox};
+use super::infer::{Failure, FrameJob, Note, Outcome};
 use super::navigation::{self, Click};
 use super::output::Output;
 use super::prompt::{self, Command, PromptError};
 use super::settings::{self, *};
 use super::signals;
 use super::startup::{self, Loaded};
-use super::worker::{self, Job, Note, Outcome, RunError, Worker};
+use super::worker::{self, Job, RunError, Worker};
 use super::{Mode, OnFlush};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -425,7 +426,7 @@ impl Sam2Track {
     /// Why prompts are refused now: the inference failed (the element stays
     /// failed until it is stopped and started again).
     fn refusing(&self, what: &str) -> bool {
-        let fatal = lock(&self.state).as_ref().and_then(|s| s.worker.fatal());
+        let fatal = lock(&self.state).as_ref().and_then(|s| s.worker.failure());
         match fatal {
             Some(err) => {
                 self.warn_prompt(
@@ -595,14 +596,14 @@ impl Sam2Track {
             (state.worker.clone(), info, number, commands, is_async)
         };
 
-        if let Some(err) = worker.fatal() {
-            return self.fatal(&err);
+        if let Some(failure) = worker.failure() {
+            return self.fatal(&failure);
         }
 
-        // Run (or offer) the frame.
+        // Run the frame here (sync), or offer it to the inference thread.
         let needs_engine = !commands.is_empty() || worker.has_objects() || worker.is_busy();
         let mut fresh: Option<Arc<Outcome>> = None;
-        if needs_engine {
+        if needs_engine && is_async {
             let job = Job {
                 number,
                 buffer: buf.copy(),
@@ -610,24 +611,29 @@ impl Sam2Track {
                 commands,
                 options: settings.job_options(),
             };
-            if is_async {
-                if let Err(commands) = worker.offer(job) {
-                    // the mailbox holds a prompted frame: prompts go with a later one
-                    lock(&self.inbox).give_back(commands);
+            if let Err(commands) = worker.offer(job) {
+                // the mailbox holds a prompted frame: prompts go with a later one
+                lock(&self.inbox).give_back(commands);
+            }
+        } else if needs_engine {
+            let job = FrameJob {
+                number,
+                buffer: buf,
+                info: &info,
+                commands: &commands,
+                options: settings.job_options(),
+            };
+            match worker.run_sync(&job) {
+                Ok(outcome) => {
+                    self.note_inference(outcome.elapsed);
+                    fresh = Some(outcome);
                 }
-            } else {
-                match worker.run_sync(job) {
-                    Ok(outcome) => {
-                        self.note_inference(outcome.elapsed);
-                        fresh = Some(outcome);
-                    }
-                    Err(RunError::Flushing) => return Err(gst::FlowError::Flushing),
-                    Err(RunError::Fatal(err)) => return self.fatal(&err),
-                }
+                Err(RunError::Flushing) => return Err(gst::FlowError::Flushing),
+                Err(RunError::Failed(failure)) => return self.fatal(&failure),
             }
         }
-        if let Some(err) = worker.fatal() {
-            return self.fatal(&err);
+        if let Some(failure) = worker.failure() {
+            return self.fatal(&failure);
         }
         let outcome = match fresh {
             Some(o) => Some(o),
@@ -638,11 +644,12 @@ impl Sam2Track {
         Ok(gst::FlowSuccess::Ok)
     }
 
-    fn fatal(&self, err: &str) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn fatal(&self, failure: &Failure) -> Result<gst::FlowSuccess, gst::FlowError> {
         gst::element_imp_error!(
             self,
             gst::StreamError::Failed,
-            ("SAM 2 inference failed: {}", err)
+            ("SAM 2 inference failed: {}", failure),
+            ["{failure:?}"]
         );
         Err(gst::FlowError::Error)
     }

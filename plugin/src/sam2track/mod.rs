@@ -6,6 +6,7 @@
 //! * `events`: prompt event structures (re-exported by [`prompt`]);
 //! * `ids`: object ids in use and the ids of new objects;
 //! * `inbox`: every prompt waiting for a frame;
+//! * `infer`: one frame through the engine;
 //! * `navigation`: mouse clicks as prompts;
 //! * `output`: the metadata, overlay and messages of each frame;
 //! * `settings`: the properties and what they configure;
@@ -23,6 +24,7 @@ mod events;
 mod ids;
 mod imp;
 mod inbox;
+mod infer;
 pub mod meta;
 mod navigation;
 mod output;

@@ -14,10 +14,10 @@ use crate::engine::{ops, tracker};
 
 use super::MaskResolution;
 use super::imp::CAT;
+use super::infer::{self, Outcome};
 use super::meta::{self, FrameInfo, ObjectInfo};
 use super::overlay::{self, Layout};
 use super::settings::Settings;
-use super::worker::{self, Outcome};
 
 /// Name of the per-frame element messages (`post-messages`).
 pub const MESSAGE_FRAME: &str = "sam2-frame";
@@ -136,7 +136,7 @@ impl Output {
                 .map(|o| overlay::color_of(&settings.style(), o.id))
                 .collect();
             let mut style = settings.style();
-            let layout = match worker::packed_format(info.format()) {
+            let layout = match infer::packed_format(info.format()) {
                 Some(_) => {
                     let finfo = info.format_info();
                     let bpp = finfo.pixel_stride()[0] as usize;
@@ -174,7 +174,7 @@ impl Output {
                     let mut planes = vf.planes_data_mut();
                     overlay::draw(
                         layout,
-                        worker::yuv_of(info),
+                        infer::yuv_of(info),
                         w,
                         h,
                         &mut planes[..n],

@@ -12,8 +12,8 @@ use gst::prelude::*;
 use crate::engine::model::{ExecutionProvider, SessionOptions};
 use crate::engine::tracker::TrackerConfig;
 
+use super::infer::JobOptions;
 use super::overlay::{self, Style};
-use super::worker::JobOptions;
 use super::{BackgroundMode, MaskResolution, Mode, OnFlush, Output, Provider};
 
 pub const PROP_MODEL_DIR: &str = "model-dir";
