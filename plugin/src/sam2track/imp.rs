@@ -20,16 +20,18 @@ use gst_base::subclass::prelude::*;
 use crate::engine::runtime;
 use crate::sync::lock;
 
+mod intake;
+mod latency;
+
+use super::OnFlush;
 use super::inbox::{Channel, Inbox};
 use super::infer::{Failure, FrameJob, Note, Outcome};
-use super::navigation::{self, Click};
 use super::output::Output;
-use super::prompt::{self, Command, PromptError};
+use super::prompt::{self, PromptError};
 use super::settings::{self, *};
 use super::signals;
 use super::startup::{self, Loaded};
 use super::worker::{self, Job, RunError, Worker};
-use super::{Mode, OnFlush};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -376,176 +378,6 @@ impl BaseTransformImpl for Sam2Track {
 }
 
 impl Sam2Track {
-    // ------------------------------------------------------------- prompts
-
-    /// Posts a warning about a refused prompt on the bus.
-    pub(super) fn warn_prompt(&self, what: &str, why: &str) {
-        self.warn_prompts(&format!("Ignored prompt ({what}): {why}"));
-    }
-
-    /// Posts a warning about refused prompts on the bus.
-    fn warn_prompts(&self, text: &str) {
-        gst::element_imp_warning!(
-            self,
-            gst::StreamError::Format,
-            ("{}", text),
-            ["the stream goes on without it"]
-        );
-    }
-
-    /// Acts on what the inference thread tells after a frame.
-    fn take_note(&self, note: Note) {
-        match note {
-            Note::Refused { frame, prompts } => match prompts.as_slice() {
-                [(what, why)] => self.warn_prompt(what, why),
-                _ => {
-                    const LISTED: usize = 3;
-                    let mut text = prompts
-                        .iter()
-                        .take(LISTED)
-                        .map(|(what, why)| format!("{what}: {why}"))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    if prompts.len() > LISTED {
-                        text.push_str(&format!("; and {} more", prompts.len() - LISTED));
-                    }
-                    self.warn_prompts(&format!(
-                        "Ignored {} prompts on frame {frame}: {text}",
-                        prompts.len()
-                    ));
-                }
-            },
-            Note::Released(ids) => lock(&self.inbox).release(&ids),
-        }
-    }
-
-    pub(super) fn warn_error(&self, what: &str, err: &PromptError) {
-        self.warn_prompt(what, &err.to_string());
-    }
-
-    /// Why prompts are refused now: the inference failed (the element stays
-    /// failed until it is stopped and started again).
-    fn refusing(&self, what: &str) -> bool {
-        let fatal = lock(&self.state).as_ref().and_then(|s| s.worker.failure());
-        match fatal {
-            Some(err) => {
-                self.warn_prompt(
-                    what,
-                    &format!(
-                        "the element failed ({err}) and takes no prompts until it is restarted"
-                    ),
-                );
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Queues commands for a frame; returns the object id of the first (0
-    /// when it has none), or None, with a warning, when refused (the element
-    /// failed, or too many prompts wait).
-    fn enqueue(&self, what: &str, channel: Channel, cmds: Vec<Command>) -> Option<u32> {
-        if self.refusing(what) {
-            return None;
-        }
-        let pushed = lock(&self.inbox).push(channel, cmds);
-        match pushed {
-            Ok((id, no_id)) => {
-                if let Some((cmd, err)) = no_id {
-                    self.warn_prompt(&cmd.to_string(), &err.to_string());
-                }
-                Some(id)
-            }
-            Err(full) => {
-                self.warn_prompt(what, &full.to_string());
-                None
-            }
-        }
-    }
-
-    /// Queues commands for the next frame the engine runs.
-    pub(super) fn queue(&self, what: &str, cmds: Vec<Command>) -> bool {
-        self.enqueue(what, Channel::Next, cmds).is_some()
-    }
-
-    /// Queues one command; returns its object id (0 when refused).
-    pub(super) fn queue_one(&self, what: &str, cmd: Command) -> u32 {
-        self.enqueue(what, Channel::Next, vec![cmd]).unwrap_or(0)
-    }
-
-    /// Queues the commands of a sam2 structure built by a signal; returns the
-    /// object id (0 and a bus warning when malformed).
-    pub(super) fn queue_structure(&self, what: &str, s: &gst::Structure) -> u32 {
-        let what = format!("{what} signal");
-        match prompt::parse_structure(s) {
-            Ok(cmds) => self.enqueue(&what, Channel::Next, cmds).unwrap_or(0),
-            Err(err) => {
-                self.warn_error(&what, &err);
-                0
-            }
-        }
-    }
-
-    /// A click from the video sink (see [`navigation::click`]); returns
-    /// whether the event was used.
-    fn handle_navigation(&self, event: &gst::Event) -> bool {
-        let Some(frame) = lock(&self.state)
-            .as_ref()
-            .and_then(|s| s.video_info.as_ref())
-            .map(|i| (i.width() as usize, i.height() as usize))
-        else {
-            return false;
-        };
-        let selected = lock(&self.settings).selected_object;
-        let last = lock(&self.inbox).last_clicked;
-        match navigation::click(event, frame, selected, last) {
-            Click::NotOurs => false,
-            Click::NoTarget => {
-                self.warn_prompt("shift-click", "no object to exclude the point from yet");
-                true
-            }
-            Click::Prompt { command, new_click } => {
-                gst::debug!(CAT, imp = self, "Click: {command}");
-                let id = self.queue_one("click", command);
-                if new_click {
-                    lock(&self.inbox).last_clicked = id;
-                }
-                true
-            }
-        }
-    }
-
-    // ------------------------------------------------------------ latency
-
-    /// Latency this element adds: none in async mode (frames are not held);
-    /// the longest inference seen in sync mode.
-    fn added_latency(&self, upstream_live: bool) -> gst::ClockTime {
-        let mode = lock(&self.settings).mode;
-        let mut state = lock(&self.state);
-        let Some(state) = state.as_mut() else {
-            return gst::ClockTime::ZERO;
-        };
-        if Self::effective_async(mode, upstream_live) {
-            return gst::ClockTime::ZERO;
-        }
-        let l = gst::ClockTime::from_nseconds(state.max_inference.as_nanos() as u64);
-        state.reported_latency = l;
-        l
-    }
-
-    fn effective_async(mode: Mode, live: bool) -> bool {
-        match mode {
-            Mode::Auto => live,
-            Mode::Sync => false,
-            Mode::Async => true,
-        }
-    }
-
-    fn upstream_live(&self) -> bool {
-        let mut q = gst::query::Latency::new();
-        self.obj().sink_pad().peer_query(&mut q) && q.result().0
-    }
-
     // ---------------------------------------------------------- per frame
 
     fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -652,23 +484,5 @@ impl Sam2Track {
             ["{failure:?}"]
         );
         Err(gst::FlowError::Error)
-    }
-
-    /// Keeps the longest inference time; posts a LATENCY message when it
-    /// grew by more than 20% over the reported latency (sync mode only).
-    fn note_inference(&self, elapsed: Duration) {
-        let grew = {
-            let mut state = lock(&self.state);
-            let Some(state) = state.as_mut() else { return };
-            state.max_inference = state.max_inference.max(elapsed);
-            let reported = state.reported_latency.nseconds() as u128;
-            state.max_inference.as_nanos() > reported + reported / 5
-                && state.upstream_live == Some(true)
-        };
-        if grew {
-            let _ = self
-                .obj()
-                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
-        }
     }
 }
