@@ -15,11 +15,14 @@
 //! * [`prompt`]: prompt grammar, prompt files and event structures;
 //! * [`meta`]: the metadata put on buffers and helpers to read it;
 //! * [`overlay`]: drawing masks into frames;
+//! * [`draw`]: drawing objects into a GStreamer buffer (shared with
+//!   `sam2overlay`);
 //! * `worker`: the inference thread that owns the engine.
 
 use gst::glib;
 use gst::prelude::*;
 
+pub mod draw;
 mod events;
 mod ids;
 mod imp;
