@@ -17,6 +17,7 @@
 //! * [`overlay`]: drawing masks into frames;
 //! * [`draw`]: drawing objects into a GStreamer buffer (shared with
 //!   `sam2overlay`);
+//! * [`labels`]: object id / score labels as an overlay composition;
 //! * `worker`: the inference thread that owns the engine.
 
 use gst::glib;
@@ -28,6 +29,7 @@ mod ids;
 mod imp;
 mod inbox;
 mod infer;
+pub mod labels;
 pub mod meta;
 mod navigation;
 mod output;
