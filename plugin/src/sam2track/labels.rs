@@ -4,8 +4,8 @@
 //! rectangle per object, next to its box, in the object's colour.
 //!
 //! The text is rasterised here with a built-in 3×5 pixel font (digits,
-//! `#`, `.`, space) scaled by an integer factor with the frame height (no
-//! font library). The composition is either attached to the buffer
+//! `#`, `.`, space) scaled by an integer factor with the frame height
+//! ([`scale_for`]; no font library). The composition is either attached to the buffer
 //! (`GstVideoOverlayCompositionMeta`, for a downstream element that renders
 //! it) or blended into the frame by GStreamer (`gst_video_overlay_composition_blend`).
 
@@ -51,10 +51,10 @@ pub fn text(id: u32, score: f32) -> String {
     format!("#{id} {:.2}", score.clamp(0.0, 1.0))
 }
 
-/// Font pixel size for a frame `height` pixels high (1 up to 431 lines, 5
-/// at 1080p).
+/// Font pixel size for a frame `height` pixels high: one per 180 lines,
+/// rounded (1 up to 269 lines, 2 at 270–449, 6 at 1080p: 30-pixel digits).
 pub fn scale_for(height: u32) -> usize {
-    (height as usize / 216).max(1)
+    ((height as usize + 90) / 180).max(1)
 }
 
 /// Size in pixels of the label of `text` at `scale`: one font pixel of
@@ -199,8 +199,8 @@ mod tests {
         assert_eq!(size("#12 0.99", 1), (33, 7));
         assert_eq!(size("#12 0.99", 5), (165, 35));
         assert_eq!(
-            (scale_for(108), scale_for(1080), scale_for(2160)),
-            (1, 5, 10)
+            [1, 108, 269, 270, 1080, 2160].map(scale_for),
+            [1, 1, 1, 2, 6, 12]
         );
     }
 
