@@ -566,7 +566,7 @@ fn frame_1080p(info: &gst_video::VideoInfo) -> (gst::Buffer, Vec<Vec<u8>>) {
 #[ignore]
 fn timing_1080p() {
     init();
-    const ROUNDS: usize = 30;
+    const ROUNDS: usize = 40;
     for format in ["I420", "RGB", "RGBA"] {
         for props in ["", "labels=true", "background=blur"] {
             let caps: gst::Caps =
@@ -582,14 +582,6 @@ fn timing_1080p() {
                 element.set_property_from_str(k, v);
             }
             h.set_src_caps(caps);
-            let mut element_ms = Vec::new();
-            for _ in 0..ROUNDS {
-                let input = frame.copy_deep().unwrap();
-                let start = std::time::Instant::now();
-                let out = h.push_and_pull(input).unwrap();
-                element_ms.push(start.elapsed().as_secs_f64() * 1e3);
-                drop(out);
-            }
             let style_of = |el: &gst::Element| {
                 let bg: gstsam2::sam2track::BackgroundMode = el.property("background");
                 gstsam2::sam2track::overlay::Style {
@@ -602,8 +594,15 @@ fn timing_1080p() {
                 }
             };
             let style = style_of(&element);
-            let mut own_ms = Vec::new();
+            // the two alternate, so that the machine's drift hits both alike
+            let (mut element_ms, mut own_ms) = (Vec::new(), Vec::new());
             for _ in 0..ROUNDS {
+                let input = frame.copy_deep().unwrap();
+                let start = std::time::Instant::now();
+                let out = h.push_and_pull(input).unwrap();
+                element_ms.push(start.elapsed().as_secs_f64() * 1e3);
+                drop(out);
+
                 let mut input = frame.copy_deep().unwrap();
                 let start = std::time::Instant::now();
                 let objects: Vec<(u32, &[u8])> = masks
