@@ -10,7 +10,9 @@ use common::{micro_dir, read_png, require_runtime};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
 use gstsam2::engine::runtime;
 use gstsam2::engine::stages::Stages;
-use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig, TrackerError};
+use gstsam2::engine::tracker::{
+    Frame, PixelFormat, Tracker, TrackerConfig, TrackerError, resize_like_pil,
+};
 
 const W: usize = 96;
 const H: usize = 64;
@@ -73,6 +75,36 @@ fn runs_on_the_expected_onnx_runtime() {
         Err(_) => runtime::ORT_VERSION.to_owned(),
     };
     assert_eq!(version, expected);
+}
+
+/// The frame -> S×S resize reproduces the official loader's (Pillow's
+/// BICUBIC) on the golden frames: the inputs the official predictor saw.
+#[test]
+fn frame_resize_matches_the_official_inputs() {
+    let dir = common::fixtures().join("golden");
+    let (mut sum, mut equal, mut max, mut count) = (0u64, 0u64, 0u8, 0u64);
+    for t in 0..32 {
+        let (w, h, _, rgb) = read_png(&dir.join(format!("frames/{t:05}.png")));
+        let (s, _, _, want) = read_png(&dir.join(format!("inputs/{t:05}.png")));
+        let got = resize_like_pil(&rgb, w, h, s);
+        assert_eq!(got.len(), want.len());
+        for (a, b) in got.iter().zip(&want) {
+            let d = a.abs_diff(*b);
+            sum += u64::from(d);
+            equal += u64::from(d == 0);
+            max = max.max(d);
+            count += 1;
+        }
+    }
+    let (mean, share) = (sum as f64 / count as f64, equal as f64 / count as f64);
+    println!(
+        "resize vs official inputs: mean |diff| {mean:.3}, {:.1}% equal, max {max}",
+        share * 100.0
+    );
+    assert!(
+        mean < 0.3 && share > 0.75 && max <= 8,
+        "mean {mean}, equal {share}, max {max}"
+    );
 }
 
 #[test]

@@ -14,7 +14,8 @@ use crate::engine::stages::StageTimes;
 use crate::engine::step::{FrameInput, ObjectResult, Prompt};
 use crate::engine::tracker::{Frame, PixelFormat, Tracker, TrackerError};
 
-use super::overlay::{self, Layout, Yuv};
+use super::draw;
+use super::overlay::{self, Layout};
 use super::prompt::{Command, Coord};
 
 /// Per-job options read from the element's settings for each frame.
@@ -100,18 +101,6 @@ pub fn packed_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
         F::Bgrx => PixelFormat::Bgrx,
         _ => return None,
     })
-}
-
-/// The YUV matrix of `info` (BT.709 when signalled, else BT.601).
-pub fn yuv_of(info: &gst_video::VideoInfo) -> Yuv {
-    let c = info.colorimetry();
-    let mut m = if c.matrix() == gst_video::VideoColorMatrix::Bt709 {
-        Yuv::BT709
-    } else {
-        Yuv::BT601
-    };
-    m.full_range = c.range() == gst_video::VideoColorRange::Range0_255;
-    m
 }
 
 /// The engine prompt of `cmd` on a `width`×`height` frame (relative
@@ -230,7 +219,7 @@ pub fn run_frame(
                 .map(|p| frame.plane_data(p).map_err(|e| unreadable(e.to_string())))
                 .collect::<Result<_, _>>()?;
             let strides: Vec<usize> = frame.plane_stride().iter().map(|s| *s as usize).collect();
-            rgb = overlay::yuv_to_rgb(layout, yuv_of(info), width, height, &planes, &strides);
+            rgb = overlay::yuv_to_rgb(layout, draw::yuv_of(info), width, height, &planes, &strides);
             (&rgb[..], width * 3, PixelFormat::Rgb)
         }
     };

@@ -227,15 +227,9 @@ impl Scale {
         if map.len() < fw * fh {
             return None;
         }
-        let nearest =
-            |t: usize, from: usize, to: usize| ((2 * t + 1) * from / (2 * to)).min(from - 1);
-        let columns: Vec<usize> = (0..tw).map(|x| nearest(x, fw, tw)).collect();
-        let mut out = Vec::with_capacity(tw * th);
-        for y in 0..th {
-            let row = &map[nearest(y, fh, th) * fw..][..fw];
-            out.extend(columns.iter().map(|&x| row[x]));
-        }
-        Some(gst::Buffer::from_mut_slice(out))
+        Some(gst::Buffer::from_mut_slice(super::draw::resize_nearest(
+            &map, fw, fh, tw, th,
+        )))
     }
 }
 

@@ -8,15 +8,14 @@
 use std::sync::Arc;
 
 use gst::prelude::*;
-use gst_video::prelude::*;
 
 use crate::engine::{ops, tracker};
 
 use super::MaskResolution;
+use super::draw;
 use super::imp::CAT;
-use super::infer::{self, Outcome};
+use super::infer::Outcome;
 use super::meta::{self, FrameInfo, ObjectInfo};
-use super::overlay::{self, Layout};
 use super::settings::Settings;
 
 /// Name of the per-frame element messages (`post-messages`).
@@ -126,66 +125,30 @@ impl Output {
             && let Some(r) = rendered
             && !r.masks.is_empty()
         {
-            let masks: Vec<&[u8]> = r.masks.iter().map(|m| m.as_slice()).collect();
-            let labels = overlay::label_map(&masks, w, h);
-            let edges = overlay::edges(&labels, w, h, settings.contour_width);
-            let colors: Vec<u32> = r
+            let objects: Vec<(u32, &[u8])> = r
                 .outcome
                 .objects
                 .iter()
-                .map(|o| overlay::color_of(&settings.style(), o.id))
+                .zip(&r.masks)
+                .map(|(o, m)| (o.id, m.as_slice()))
                 .collect();
-            let mut style = settings.style();
-            let layout = match infer::packed_format(info.format()) {
-                Some(_) => {
-                    let finfo = info.format_info();
-                    let bpp = finfo.pixel_stride()[0] as usize;
-                    let off = finfo.poffset();
-                    let alpha = finfo.has_alpha().then(|| off[3] as usize);
-                    Layout::Packed {
-                        bpp,
-                        rgb: [off[0] as usize, off[1] as usize, off[2] as usize],
-                        alpha,
+            match draw::draw_objects(buf, info, &objects, &settings.style()) {
+                Ok(drawn) => {
+                    if drawn.transparent_ignored
+                        && !std::mem::replace(&mut self.warned_transparent, true)
+                    {
+                        gst::element_warning!(
+                            element,
+                            gst::CoreError::Negotiation,
+                            (
+                                "background=transparent needs RGBA or BGRA, the stream is {:?}: \
+                                 the background is left as it is",
+                                info.format()
+                            )
+                        );
                     }
                 }
-                None if info.format() == gst_video::VideoFormat::Nv12 => Layout::Nv12,
-                None => Layout::I420,
-            };
-            let has_alpha = matches!(layout, Layout::Packed { alpha: Some(_), .. });
-            if style.background == overlay::Background::Transparent && !has_alpha {
-                style.background = overlay::Background::None;
-                if !std::mem::replace(&mut self.warned_transparent, true) {
-                    gst::element_warning!(
-                        element,
-                        gst::CoreError::Negotiation,
-                        (
-                            "background=transparent needs RGBA or BGRA, the stream is {:?}: \
-                             the background is left as it is",
-                            info.format()
-                        )
-                    );
-                }
-            }
-            match gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info) {
-                Ok(mut vf) => {
-                    let strides: Vec<usize> =
-                        vf.plane_stride().iter().map(|s| *s as usize).collect();
-                    let n = vf.n_planes() as usize;
-                    let mut planes = vf.planes_data_mut();
-                    overlay::draw(
-                        layout,
-                        infer::yuv_of(info),
-                        w,
-                        h,
-                        &mut planes[..n],
-                        &strides,
-                        &labels,
-                        &edges,
-                        &colors,
-                        &style,
-                    );
-                }
-                Err(err) => gst::warning!(CAT, obj = element, "Cannot map frame to draw: {err}"),
+                Err(err) => gst::warning!(CAT, obj = element, "Frame not drawn: {err}"),
             }
         }
         if settings.output.meta() {

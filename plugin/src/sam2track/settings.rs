@@ -12,6 +12,7 @@ use gst::prelude::*;
 use crate::engine::model::{ExecutionProvider, SessionOptions};
 use crate::engine::tracker::TrackerConfig;
 
+use super::draw;
 use super::infer::JobOptions;
 use super::overlay::{self, Style};
 use super::{BackgroundMode, MaskResolution, Mode, OnFlush, Output, Provider};
@@ -146,12 +147,7 @@ impl Settings {
             alpha: self.overlay_alpha as f32,
             contour_width: self.contour_width,
             colors: self.colors.clone(),
-            background: match self.background {
-                BackgroundMode::None => overlay::Background::None,
-                BackgroundMode::Blur => overlay::Background::Blur,
-                BackgroundMode::Solid => overlay::Background::Solid,
-                BackgroundMode::Transparent => overlay::Background::Transparent,
-            },
+            background: draw::background_of(self.background),
             background_color: self.background_color,
             blur_radius: self.blur_radius,
         }

@@ -23,7 +23,7 @@ mod heads;
 mod memory;
 mod prompts;
 
-pub use frame::{Frame, PixelFormat};
+pub use frame::{Frame, PixelFormat, resize_like_pil};
 use heads::HeadOutput;
 pub use heads::{bounding_box, masks_from_logits};
 
