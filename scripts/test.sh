@@ -45,6 +45,11 @@ if ! inspect_out="$(GST_PLUGIN_PATH="$plugin_dir" gst-inspect-1.0 sam2track 2>&1
 fi
 printf '%s\n' "$inspect_out" | grep -E '^  (Long-name|Klass|Description)|^  (Name|Version|License) ' || true
 log "gst-inspect-1.0 sam2track: OK"
+if ! GST_PLUGIN_PATH="$plugin_dir" gst-inspect-1.0 sam2overlay >/dev/null 2>&1; then
+    printf 'test.sh: gst-inspect-1.0 could not find the sam2overlay element in %s\n' "$plugin_dir" >&2
+    exit 1
+fi
+log "gst-inspect-1.0 sam2overlay: OK"
 
 # The examples drive the element by events and read its metadata; each exits
 # non-zero when the metadata does not follow its prompts.
