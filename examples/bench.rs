@@ -684,7 +684,8 @@ fn element_overhead(
 /// object (label map, contour, blend into the I420 frame; a synthetic
 /// ellipse covering ~20% of the frame: the cost does not depend on the shape).
 fn element_host_costs(frame: &Image) -> serde_json::Value {
-    use gstsam2::sam2track::overlay::{self, Background, Layout, Style, Yuv};
+    use gstsam2::sam2track::color::{Yuv, yuv_to_rgb};
+    use gstsam2::sam2track::overlay::{self, Background, Canvas, Layout, Marks, Style};
     let (w, h) = (frame.width, frame.height);
     let best = |f: &mut dyn FnMut()| {
         (0..5)
@@ -699,7 +700,7 @@ fn element_host_costs(frame: &Image) -> serde_json::Value {
     let mut y: Vec<u8> = frame.rgb.chunks_exact(3).map(|p| p[1]).collect();
     let (mut u, mut v) = (vec![128u8; cw * ch], vec![128u8; cw * ch]);
     let yuv = best(&mut || {
-        std::hint::black_box(overlay::yuv_to_rgb(
+        std::hint::black_box(yuv_to_rgb(
             Layout::I420,
             Yuv::BT709,
             w,
@@ -729,15 +730,19 @@ fn element_host_costs(frame: &Image) -> serde_json::Value {
         let labels = overlay::label_map(&[&mask], w, h);
         let edges = overlay::edges(&labels, w, h, style.contour_width);
         overlay::draw(
-            Layout::I420,
-            Yuv::BT709,
-            w,
-            h,
-            &mut [&mut y, &mut u, &mut v],
-            &[w, cw, cw],
-            &labels,
-            &edges,
-            &style.colors,
+            Canvas {
+                layout: Layout::I420,
+                yuv: Yuv::BT709,
+                width: w,
+                height: h,
+                planes: &mut [&mut y, &mut u, &mut v],
+                strides: &[w, cw, cw],
+            },
+            Marks {
+                labels: &labels,
+                edges: &edges,
+                colors: &style.colors,
+            },
             &style,
         );
     });

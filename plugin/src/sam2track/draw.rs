@@ -16,8 +16,9 @@ use gst::glib;
 use gst_video::prelude::*;
 
 use super::BackgroundMode;
+use super::color::yuv_of;
 use super::meta::ObjectInfo;
-use super::overlay::{self, Background, Layout, Style, Yuv};
+use super::overlay::{self, Background, Canvas, Layout, Marks, Style};
 
 /// The memory layout of `info`'s format; `None` for a format the drawing
 /// does not handle (the elements' caps are RGB, BGR, RGBA, BGRA, RGBx,
@@ -38,19 +39,6 @@ pub fn layout_of(info: &gst_video::VideoInfo) -> Option<Layout> {
         F::I420 => Some(Layout::I420),
         _ => None,
     }
-}
-
-/// The YUV matrix of `info` (BT.709 when signalled, else BT.601) and its
-/// range.
-pub fn yuv_of(info: &gst_video::VideoInfo) -> Yuv {
-    let c = info.colorimetry();
-    let mut m = if c.matrix() == gst_video::VideoColorMatrix::Bt709 {
-        Yuv::BT709
-    } else {
-        Yuv::BT601
-    };
-    m.full_range = c.range() == gst_video::VideoColorRange::Range0_255;
-    m
 }
 
 /// The drawing's [`Background`] for the `background` property's value.
@@ -142,15 +130,19 @@ pub fn draw_objects(
     let n = vf.n_planes() as usize;
     let mut planes = vf.planes_data_mut();
     overlay::draw(
-        layout,
-        yuv_of(info),
-        w,
-        h,
-        &mut planes[..n],
-        &strides,
-        &labels,
-        &edges,
-        &colors,
+        Canvas {
+            layout,
+            yuv: yuv_of(info),
+            width: w,
+            height: h,
+            planes: &mut planes[..n],
+            strides: &strides,
+        },
+        Marks {
+            labels: &labels,
+            edges: &edges,
+            colors: &colors,
+        },
         style,
     );
     Ok(drawn)
@@ -235,6 +227,7 @@ pub fn resize_nearest(src: &[u8], fw: usize, fh: usize, tw: usize, th: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sam2track::color::Yuv;
 
     fn object(mask: Option<Vec<u8>>, w: u32, h: u32) -> ObjectInfo {
         ObjectInfo {
@@ -326,15 +319,19 @@ mod tests {
                 style.background = Background::None;
             }
             overlay::draw(
-                layout,
-                Yuv::BT601,
-                w,
-                h,
-                &mut [&mut want[..]],
-                &[stride],
-                &labels,
-                &edges,
-                &[0xff0000],
+                Canvas {
+                    layout,
+                    yuv: Yuv::BT601,
+                    width: w,
+                    height: h,
+                    planes: &mut [&mut want[..]],
+                    strides: &[stride],
+                },
+                Marks {
+                    labels: &labels,
+                    edges: &edges,
+                    colors: &[0xff0000],
+                },
                 &style,
             );
             assert_eq!(

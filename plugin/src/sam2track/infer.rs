@@ -14,8 +14,8 @@ use crate::engine::stages::StageTimes;
 use crate::engine::step::{FrameInput, ObjectResult, Prompt};
 use crate::engine::tracker::{Frame, PixelFormat, Tracker, TrackerError};
 
-use super::draw;
-use super::overlay::{self, Layout};
+use super::color;
+use super::overlay::Layout;
 use super::prompt::{Command, Coord};
 
 /// Per-job options read from the element's settings for each frame.
@@ -219,7 +219,14 @@ pub fn run_frame(
                 .map(|p| frame.plane_data(p).map_err(|e| unreadable(e.to_string())))
                 .collect::<Result<_, _>>()?;
             let strides: Vec<usize> = frame.plane_stride().iter().map(|s| *s as usize).collect();
-            rgb = overlay::yuv_to_rgb(layout, draw::yuv_of(info), width, height, &planes, &strides);
+            rgb = color::yuv_to_rgb(
+                layout,
+                color::yuv_of(info),
+                width,
+                height,
+                &planes,
+                &strides,
+            );
             (&rgb[..], width * 3, PixelFormat::Rgb)
         }
     };

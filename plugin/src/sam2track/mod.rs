@@ -3,6 +3,7 @@
 //! The `sam2track` element.
 //!
 //! * [`imp`]: GStreamer glue (properties, caps, events, signals, state);
+//! * [`color`]: YUV matrices and NV12/I420 to RGB;
 //! * `events`: prompt event structures (re-exported by [`prompt`]);
 //! * `ids`: object ids in use and the ids of new objects;
 //! * `inbox`: every prompt waiting for a frame;
@@ -23,6 +24,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+pub mod color;
 pub mod draw;
 mod events;
 mod ids;
