@@ -13,7 +13,7 @@
 //! ALLOCATION answer (e.g. glimagesink, which renders it), else blended into
 //! the frame by GStreamer. The masks are always drawn into the frame.
 
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -21,11 +21,12 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::sam2track::BackgroundMode;
 use crate::sam2track::draw::{self, MaskError};
 use crate::sam2track::labels::{self, Label};
 use crate::sam2track::meta::{self, ObjectInfo};
 use crate::sam2track::overlay::{self, Style};
+use crate::sam2track::style_props::{self, StyleSettings};
+use crate::sync::lock;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -35,54 +36,16 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const PROP_OVERLAY_ALPHA: &str = "overlay-alpha";
-const PROP_CONTOUR_WIDTH: &str = "contour-width";
-const PROP_COLORS: &str = "colors";
-const PROP_BACKGROUND: &str = "background";
-const PROP_BACKGROUND_COLOR: &str = "background-color";
-const PROP_BLUR_RADIUS: &str = "blur-radius";
 const PROP_LABELS: &str = "labels";
 
 const OVERLAY_FEATURE: &glib::GStr = gst_video::CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION;
 
-/// User configuration, set through properties (the drawing ones have
-/// `sam2track`'s names, ranges and defaults).
-#[derive(Debug, Clone)]
+/// User configuration, set through properties (the drawing ones are
+/// `sam2track`'s, see [`style_props`]).
+#[derive(Debug, Clone, Default)]
 struct Settings {
-    overlay_alpha: f64,
-    contour_width: u32,
-    colors: Vec<u32>,
-    background: BackgroundMode,
-    background_color: u32,
-    blur_radius: u32,
+    style: StyleSettings,
     labels: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            overlay_alpha: 0.5,
-            contour_width: 2,
-            colors: overlay::DEFAULT_COLORS.to_vec(),
-            background: BackgroundMode::None,
-            background_color: 0x00b140,
-            blur_radius: 15,
-            labels: false,
-        }
-    }
-}
-
-impl Settings {
-    fn style(&self) -> Style {
-        Style {
-            alpha: self.overlay_alpha as f32,
-            contour_width: self.contour_width,
-            colors: self.colors.clone(),
-            background: draw::background_of(self.background),
-            background_color: self.background_color,
-            blur_radius: self.blur_radius,
-        }
-    }
 }
 
 /// Stream state: reset in `start()` and on new caps.
@@ -102,12 +65,6 @@ struct State {
 pub struct Sam2Overlay {
     settings: Mutex<Settings>,
     state: Mutex<State>,
-}
-
-/// Locks `mutex`, ignoring poisoning (no code path leaves the data
-/// half-updated).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `caps` with the overlay-composition feature added to (`with`) or
@@ -143,58 +100,8 @@ impl ObjectSubclass for Sam2Overlay {
 impl ObjectImpl for Sam2Overlay {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let d = Settings::default();
-            vec![
-                glib::ParamSpecDouble::builder(PROP_OVERLAY_ALPHA)
-                    .nick("Overlay alpha")
-                    .blurb("Opacity of the object colour over the object (0: contours only)")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(d.overlay_alpha)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_CONTOUR_WIDTH)
-                    .nick("Contour width")
-                    .blurb("Width in pixels of the object outlines (0: none)")
-                    .maximum(64)
-                    .default_value(d.contour_width)
-                    .mutable_playing()
-                    .build(),
-                gst::ParamSpecArray::builder(PROP_COLORS)
-                    .nick("Colours")
-                    .blurb(
-                        "Object colours as 0xRRGGBB, used by object id in turn, e.g. \
-                         \"<0xff0000, 0x00ff00>\"",
-                    )
-                    .element_spec(
-                        &glib::ParamSpecUInt::builder("color")
-                            .nick("Colour")
-                            .blurb("0xRRGGBB")
-                            .maximum(0xff_ffff)
-                            .build(),
-                    )
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(PROP_BACKGROUND, d.background)
-                    .nick("Background")
-                    .blurb("What the overlay does outside every object (AR / broadcast keying)")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_BACKGROUND_COLOR)
-                    .nick("Background colour")
-                    .blurb("0xRRGGBB of background=solid")
-                    .maximum(0xff_ffff)
-                    .default_value(d.background_color)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder(PROP_BLUR_RADIUS)
-                    .nick("Blur radius")
-                    .blurb("Box blur radius in pixels of background=blur")
-                    .minimum(1)
-                    .maximum(255)
-                    .default_value(d.blur_radius)
-                    .mutable_playing()
-                    .build(),
+            let mut specs = style_props::specs();
+            specs.push(
                 glib::ParamSpecBoolean::builder(PROP_LABELS)
                     .nick("Labels")
                     .blurb(
@@ -202,10 +109,11 @@ impl ObjectImpl for Sam2Overlay {
                          colour; attached as an overlay composition when downstream renders \
                          those, else blended into the frame",
                     )
-                    .default_value(d.labels)
+                    .default_value(false)
                     .mutable_playing()
                     .build(),
-            ]
+            );
+            specs
         });
         PROPERTIES.as_ref()
     }
@@ -213,29 +121,10 @@ impl ObjectImpl for Sam2Overlay {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         gst::debug!(CAT, imp = self, "Setting {} to {:?}", pspec.name(), value);
+        if s.style.set(pspec.name(), value) {
+            return;
+        }
         match pspec.name() {
-            PROP_OVERLAY_ALPHA => s.overlay_alpha = value.get().expect("type checked upstream"),
-            PROP_CONTOUR_WIDTH => s.contour_width = value.get().expect("type checked upstream"),
-            PROP_COLORS => {
-                let array = value.get::<gst::Array>().expect("type checked upstream");
-                s.colors = array
-                    .iter()
-                    .filter_map(|v| {
-                        v.get::<u32>()
-                            .ok()
-                            .or_else(|| v.get::<i32>().ok().map(|i| i as u32))
-                    })
-                    .map(|c| c & 0xff_ffff)
-                    .collect();
-                if s.colors.is_empty() {
-                    s.colors = overlay::DEFAULT_COLORS.to_vec();
-                }
-            }
-            PROP_BACKGROUND => s.background = value.get().expect("type checked upstream"),
-            PROP_BACKGROUND_COLOR => {
-                s.background_color = value.get().expect("type checked upstream")
-            }
-            PROP_BLUR_RADIUS => s.blur_radius = value.get().expect("type checked upstream"),
             PROP_LABELS => {
                 let labels = value.get().expect("type checked upstream");
                 if std::mem::replace(&mut s.labels, labels) != labels {
@@ -251,13 +140,10 @@ impl ObjectImpl for Sam2Overlay {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = lock(&self.settings);
+        if let Some(value) = s.style.get(pspec.name()) {
+            return value;
+        }
         match pspec.name() {
-            PROP_OVERLAY_ALPHA => s.overlay_alpha.to_value(),
-            PROP_CONTOUR_WIDTH => s.contour_width.to_value(),
-            PROP_COLORS => gst::Array::new(s.colors.iter().copied()).to_value(),
-            PROP_BACKGROUND => s.background.to_value(),
-            PROP_BACKGROUND_COLOR => s.background_color.to_value(),
-            PROP_BLUR_RADIUS => s.blur_radius.to_value(),
             PROP_LABELS => s.labels.to_value(),
             other => {
                 // GObject only calls us for the properties we installed.
@@ -295,36 +181,11 @@ impl ElementImpl for Sam2Overlay {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list([
-                    gst_video::VideoFormat::Rgb,
-                    gst_video::VideoFormat::Bgr,
-                    gst_video::VideoFormat::Rgba,
-                    gst_video::VideoFormat::Bgra,
-                    gst_video::VideoFormat::Rgbx,
-                    gst_video::VideoFormat::Bgrx,
-                    gst_video::VideoFormat::Nv12,
-                    gst_video::VideoFormat::I420,
-                ])
-                .build();
+            let caps = style_props::video_caps();
             // the labels may leave as an overlay composition meta
             let mut src_caps = overlay_variant(&caps, true);
             src_caps.merge(caps.clone());
-            let src = gst::PadTemplate::new(
-                "src",
-                gst::PadDirection::Src,
-                gst::PadPresence::Always,
-                &src_caps,
-            )
-            .expect("valid src pad template");
-            let sink = gst::PadTemplate::new(
-                "sink",
-                gst::PadDirection::Sink,
-                gst::PadPresence::Always,
-                &caps,
-            )
-            .expect("valid sink pad template");
-            vec![src, sink]
+            style_props::pad_templates(&src_caps, &caps)
         });
         PAD_TEMPLATES.as_ref()
     }
@@ -397,7 +258,7 @@ impl BaseTransformImpl for Sam2Overlay {
         let Some(info) = lock(&self.state).info.clone() else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let style = settings.style();
+        let style = settings.style.style();
         self.draw_masks(buf, &info, &objects, &style);
         if settings.labels {
             self.draw_labels(buf, &info, &objects, &style);
@@ -429,17 +290,12 @@ impl Sam2Overlay {
         let masks: Vec<(u32, &[u8])> = masks.iter().map(|(id, m)| (*id, &m[..])).collect();
         match draw::draw_objects(buf, info, &masks, style) {
             Ok(drawn) => {
-                if drawn.transparent_ignored
-                    && !std::mem::replace(&mut lock(&self.state).warned_transparent, true)
-                {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::CoreError::Negotiation,
-                        (
-                            "background=transparent needs RGBA or BGRA, the stream is {:?}: \
-                             the background is left as it is",
-                            info.format()
-                        )
+                if drawn.transparent_ignored {
+                    let mut state = lock(&self.state);
+                    style_props::warn_transparent(
+                        self.obj().upcast_ref(),
+                        &mut state.warned_transparent,
+                        info.format(),
                     );
                 }
             }

@@ -31,6 +31,7 @@ use super::prompt::{self, PromptError};
 use super::settings::{self, *};
 use super::signals;
 use super::startup::{self, Loaded};
+use super::style_props;
 use super::worker::{self, Job, RunError, Worker};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -144,33 +145,8 @@ impl ElementImpl for Sam2Track {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list([
-                    gst_video::VideoFormat::Rgb,
-                    gst_video::VideoFormat::Bgr,
-                    gst_video::VideoFormat::Rgba,
-                    gst_video::VideoFormat::Bgra,
-                    gst_video::VideoFormat::Rgbx,
-                    gst_video::VideoFormat::Bgrx,
-                    gst_video::VideoFormat::Nv12,
-                    gst_video::VideoFormat::I420,
-                ])
-                .build();
-            let src = gst::PadTemplate::new(
-                "src",
-                gst::PadDirection::Src,
-                gst::PadPresence::Always,
-                &caps,
-            )
-            .expect("valid src pad template");
-            let sink = gst::PadTemplate::new(
-                "sink",
-                gst::PadDirection::Sink,
-                gst::PadPresence::Always,
-                &caps,
-            )
-            .expect("valid sink pad template");
-            vec![src, sink]
+            let caps = style_props::video_caps();
+            style_props::pad_templates(&caps, &caps)
         });
         PAD_TEMPLATES.as_ref()
     }

@@ -13,6 +13,7 @@
 //! * `settings`: the properties and what they configure;
 //! * `signals`: the action signals;
 //! * `startup`: what the element loads when it starts;
+//! * [`style_props`]: the drawing properties `sam2overlay` shares;
 //! * [`prompt`]: prompt grammar, prompt files and event structures;
 //! * [`meta`]: the metadata put on buffers and helpers to read it;
 //! * [`overlay`]: drawing masks into frames;
@@ -40,6 +41,7 @@ pub mod prompt;
 mod settings;
 mod signals;
 mod startup;
+pub mod style_props;
 mod worker;
 
 glib::wrapper! {

@@ -17,6 +17,7 @@ use super::imp::CAT;
 use super::infer::Outcome;
 use super::meta::{self, FrameInfo, ObjectInfo};
 use super::settings::Settings;
+use super::style_props;
 
 /// Name of the per-frame element messages (`post-messages`).
 pub const MESSAGE_FRAME: &str = "sam2-frame";
@@ -134,17 +135,11 @@ impl Output {
                 .collect();
             match draw::draw_objects(buf, info, &objects, &settings.style()) {
                 Ok(drawn) => {
-                    if drawn.transparent_ignored
-                        && !std::mem::replace(&mut self.warned_transparent, true)
-                    {
-                        gst::element_warning!(
-                            element,
-                            gst::CoreError::Negotiation,
-                            (
-                                "background=transparent needs RGBA or BGRA, the stream is {:?}: \
-                                 the background is left as it is",
-                                info.format()
-                            )
+                    if drawn.transparent_ignored {
+                        style_props::warn_transparent(
+                            element.upcast_ref(),
+                            &mut self.warned_transparent,
+                            info.format(),
                         );
                     }
                 }

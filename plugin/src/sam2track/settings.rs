@@ -12,10 +12,10 @@ use gst::prelude::*;
 use crate::engine::model::{ExecutionProvider, SessionOptions};
 use crate::engine::tracker::TrackerConfig;
 
-use super::draw;
 use super::infer::JobOptions;
-use super::overlay::{self, Style};
-use super::{BackgroundMode, MaskResolution, Mode, OnFlush, Output, Provider};
+use super::overlay::Style;
+use super::style_props::{self, StyleSettings};
+use super::{MaskResolution, Mode, OnFlush, Output, Provider};
 
 pub const PROP_MODEL_DIR: &str = "model-dir";
 pub const PROP_ORT_LIBRARY: &str = "ort-library";
@@ -29,12 +29,6 @@ pub const PROP_MAX_COND_FRAMES: &str = "max-cond-frames";
 pub const PROP_MAX_OBJECTS: &str = "max-objects";
 pub const PROP_NON_OVERLAP: &str = "non-overlap";
 pub const PROP_OUTPUT: &str = "output";
-pub const PROP_OVERLAY_ALPHA: &str = "overlay-alpha";
-pub const PROP_CONTOUR_WIDTH: &str = "contour-width";
-pub const PROP_COLORS: &str = "colors";
-pub const PROP_BACKGROUND: &str = "background";
-pub const PROP_BACKGROUND_COLOR: &str = "background-color";
-pub const PROP_BLUR_RADIUS: &str = "blur-radius";
 pub const PROP_MASK_RESOLUTION: &str = "mask-resolution";
 pub const PROP_POST_MESSAGES: &str = "post-messages";
 pub const PROP_PROMPT: &str = "prompt";
@@ -51,6 +45,8 @@ const MAX_OBJECTS_LIMIT: u32 = 64;
 /// User configuration, set through properties.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The drawing properties (shared with `sam2overlay`).
+    pub style: StyleSettings,
     pub model_dir: Option<PathBuf>,
     pub ort_library: Option<PathBuf>,
     pub provider: Provider,
@@ -63,12 +59,6 @@ pub struct Settings {
     pub max_objects: u32,
     pub non_overlap: bool,
     pub output: Output,
-    pub overlay_alpha: f64,
-    pub contour_width: u32,
-    pub colors: Vec<u32>,
-    pub background: BackgroundMode,
-    pub background_color: u32,
-    pub blur_radius: u32,
     pub mask_resolution: MaskResolution,
     pub post_messages: bool,
     pub prompt: Option<String>,
@@ -95,12 +85,7 @@ impl Default for Settings {
             max_objects: 16,
             non_overlap: false,
             output: Output::Both,
-            overlay_alpha: 0.5,
-            contour_width: 2,
-            colors: overlay::DEFAULT_COLORS.to_vec(),
-            background: BackgroundMode::None,
-            background_color: 0x00b140,
-            blur_radius: 15,
+            style: StyleSettings::default(),
             mask_resolution: MaskResolution::Frame,
             post_messages: false,
             prompt: None,
@@ -143,14 +128,7 @@ impl Settings {
     }
 
     pub fn style(&self) -> Style {
-        Style {
-            alpha: self.overlay_alpha as f32,
-            contour_width: self.contour_width,
-            colors: self.colors.clone(),
-            background: draw::background_of(self.background),
-            background_color: self.background_color,
-            blur_radius: self.blur_radius,
-        }
+        self.style.style()
     }
 
     pub fn job_options(&self) -> JobOptions {
@@ -179,7 +157,7 @@ fn path_to_value(path: Option<&Path>) -> glib::Value {
 /// The property specs, in the order `gst-inspect-1.0` shows them.
 pub fn specs() -> Vec<glib::ParamSpec> {
     let d = Settings::default();
-    vec![
+    [
         glib::ParamSpecString::builder(PROP_MODEL_DIR)
             .nick("Model directory")
             .blurb(
@@ -280,56 +258,10 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .blurb("Metadata, overlay drawn into the frames, or both")
             .mutable_playing()
             .build(),
-        glib::ParamSpecDouble::builder(PROP_OVERLAY_ALPHA)
-            .nick("Overlay alpha")
-            .blurb("Opacity of the object colour over the object (0: contours only)")
-            .minimum(0.0)
-            .maximum(1.0)
-            .default_value(d.overlay_alpha)
-            .mutable_playing()
-            .build(),
-        glib::ParamSpecUInt::builder(PROP_CONTOUR_WIDTH)
-            .nick("Contour width")
-            .blurb("Width in pixels of the object outlines (0: none)")
-            .maximum(64)
-            .default_value(d.contour_width)
-            .mutable_playing()
-            .build(),
-        gst::ParamSpecArray::builder(PROP_COLORS)
-            .nick("Colours")
-            .blurb(
-                "Object colours as 0xRRGGBB, used by object id in turn, e.g. \
-                 \"<0xff0000, 0x00ff00>\"",
-            )
-            .element_spec(
-                &glib::ParamSpecUInt::builder("color")
-                    .nick("Colour")
-                    .blurb("0xRRGGBB")
-                    .maximum(0xff_ffff)
-                    .build(),
-            )
-            .mutable_playing()
-            .build(),
-        glib::ParamSpecEnum::builder_with_default(PROP_BACKGROUND, d.background)
-            .nick("Background")
-            .blurb("What the overlay does outside every object (AR / broadcast keying)")
-            .mutable_playing()
-            .build(),
-        glib::ParamSpecUInt::builder(PROP_BACKGROUND_COLOR)
-            .nick("Background colour")
-            .blurb("0xRRGGBB of background=solid")
-            .maximum(0xff_ffff)
-            .default_value(d.background_color)
-            .mutable_playing()
-            .build(),
-        glib::ParamSpecUInt::builder(PROP_BLUR_RADIUS)
-            .nick("Blur radius")
-            .blurb("Box blur radius in pixels of background=blur")
-            .minimum(1)
-            .maximum(255)
-            .default_value(d.blur_radius)
-            .mutable_playing()
-            .build(),
+    ]
+    .into_iter()
+    .chain(style_props::specs())
+    .chain([
         glib::ParamSpecEnum::builder_with_default(PROP_MASK_RESOLUTION, d.mask_resolution)
             .nick("Mask resolution")
             .blurb("Resolution of the GRAY8 masks in the metadata")
@@ -399,12 +331,16 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .default_value(d.inference_delay_ms)
             .mutable_playing()
             .build(),
-    ]
+    ])
+    .collect()
 }
 
 impl Settings {
     /// Sets property `name` (of [`specs`]) from `value`, of its type.
     pub fn set(&mut self, name: &str, value: &glib::Value) {
+        if self.style.set(name, value) {
+            return;
+        }
         match name {
             PROP_MODEL_DIR => self.model_dir = string_from_value(value).map(PathBuf::from),
             PROP_ORT_LIBRARY => self.ort_library = string_from_value(value).map(PathBuf::from),
@@ -422,28 +358,6 @@ impl Settings {
             PROP_MAX_OBJECTS => self.max_objects = value.get().expect("type checked upstream"),
             PROP_NON_OVERLAP => self.non_overlap = value.get().expect("type checked upstream"),
             PROP_OUTPUT => self.output = value.get().expect("type checked upstream"),
-            PROP_OVERLAY_ALPHA => self.overlay_alpha = value.get().expect("type checked upstream"),
-            PROP_CONTOUR_WIDTH => self.contour_width = value.get().expect("type checked upstream"),
-            PROP_COLORS => {
-                let array = value.get::<gst::Array>().expect("type checked upstream");
-                self.colors = array
-                    .iter()
-                    .filter_map(|v| {
-                        v.get::<u32>()
-                            .ok()
-                            .or_else(|| v.get::<i32>().ok().map(|i| i as u32))
-                    })
-                    .map(|c| c & 0xff_ffff)
-                    .collect();
-                if self.colors.is_empty() {
-                    self.colors = overlay::DEFAULT_COLORS.to_vec();
-                }
-            }
-            PROP_BACKGROUND => self.background = value.get().expect("type checked upstream"),
-            PROP_BACKGROUND_COLOR => {
-                self.background_color = value.get().expect("type checked upstream")
-            }
-            PROP_BLUR_RADIUS => self.blur_radius = value.get().expect("type checked upstream"),
             PROP_MASK_RESOLUTION => {
                 self.mask_resolution = value.get().expect("type checked upstream")
             }
@@ -466,6 +380,9 @@ impl Settings {
 
     /// The value of property `pspec`.
     pub fn get(&self, pspec: &glib::ParamSpec) -> glib::Value {
+        if let Some(value) = self.style.get(pspec.name()) {
+            return value;
+        }
         match pspec.name() {
             PROP_MODEL_DIR => path_to_value(self.model_dir.as_deref()),
             PROP_ORT_LIBRARY => path_to_value(self.ort_library.as_deref()),
@@ -479,12 +396,6 @@ impl Settings {
             PROP_MAX_OBJECTS => self.max_objects.to_value(),
             PROP_NON_OVERLAP => self.non_overlap.to_value(),
             PROP_OUTPUT => self.output.to_value(),
-            PROP_OVERLAY_ALPHA => self.overlay_alpha.to_value(),
-            PROP_CONTOUR_WIDTH => self.contour_width.to_value(),
-            PROP_COLORS => gst::Array::new(self.colors.iter().copied()).to_value(),
-            PROP_BACKGROUND => self.background.to_value(),
-            PROP_BACKGROUND_COLOR => self.background_color.to_value(),
-            PROP_BLUR_RADIUS => self.blur_radius.to_value(),
             PROP_MASK_RESOLUTION => self.mask_resolution.to_value(),
             PROP_POST_MESSAGES => self.post_messages.to_value(),
             PROP_PROMPT => self.prompt.to_value(),
