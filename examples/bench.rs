@@ -684,7 +684,7 @@ fn element_overhead(
 /// object (label map, contour, blend into the I420 frame; a synthetic
 /// ellipse covering ~20% of the frame: the cost does not depend on the shape).
 fn element_host_costs(frame: &Image) -> serde_json::Value {
-    use gstsam2::sam2track::color::{Yuv, yuv_to_rgb};
+    use gstsam2::sam2track::color::{RgbConverter, Yuv};
     use gstsam2::sam2track::overlay::{self, Background, Canvas, Layout, Marks, Style};
     let (w, h) = (frame.width, frame.height);
     let best = |f: &mut dyn FnMut()| {
@@ -699,15 +699,15 @@ fn element_host_costs(frame: &Image) -> serde_json::Value {
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let mut y: Vec<u8> = frame.rgb.chunks_exact(3).map(|p| p[1]).collect();
     let (mut u, mut v) = (vec![128u8; cw * ch], vec![128u8; cw * ch]);
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w as u32, h as u32)
+        .build()
+        .expect("1080p I420 info");
+    let i420 = gst::Buffer::with_size(info.size()).expect("an I420 buffer");
+    let mut converter = RgbConverter::default();
     let yuv = best(&mut || {
-        std::hint::black_box(yuv_to_rgb(
-            Layout::I420,
-            Yuv::BT709,
-            w,
-            h,
-            &[&y, &u, &v],
-            &[w, cw, cw],
-        ));
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(i420.as_ref(), &info)
+            .expect("mapped");
+        std::hint::black_box(converter.convert(&frame).expect("converted"));
     });
     let mask: Vec<u8> = (0..w * h)
         .map(|p| {

@@ -14,8 +14,7 @@ use crate::engine::stages::StageTimes;
 use crate::engine::step::{FrameInput, ObjectResult, Prompt};
 use crate::engine::tracker::{Frame, PixelFormat, Tracker, TrackerError};
 
-use super::color;
-use super::overlay::Layout;
+use super::color::RgbConverter;
 use super::prompt::{Command, Coord};
 
 /// Per-job options read from the element's settings for each frame.
@@ -173,6 +172,7 @@ pub enum Failure {
 /// Runs one frame through the tracker. `Err`: the stream cannot go on.
 pub fn run_frame(
     tracker: &mut Tracker,
+    converter: &mut RgbConverter,
     job: &FrameJob<'_>,
     notes: &mut Notes,
 ) -> Result<Outcome, Failure> {
@@ -202,6 +202,7 @@ pub fn run_frame(
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
         .map_err(|err| unreadable(err.to_string()))?;
     let rgb;
+    let rgb_map;
     let (data, stride, format) = match packed_format(info.format()) {
         Some(format) => (
             frame.plane_data(0).map_err(|e| unreadable(e.to_string()))?,
@@ -210,24 +211,16 @@ pub fn run_frame(
         ),
         None if !needs_pixels => (&[][..], 0, PixelFormat::Rgb),
         None => {
-            let layout = match info.format() {
-                gst_video::VideoFormat::Nv12 => Layout::Nv12,
-                gst_video::VideoFormat::I420 => Layout::I420,
-                other => return Err(unreadable(format!("unsupported format {other:?}"))),
-            };
-            let planes: Vec<&[u8]> = (0..frame.n_planes())
-                .map(|p| frame.plane_data(p).map_err(|e| unreadable(e.to_string())))
-                .collect::<Result<_, _>>()?;
-            let strides: Vec<usize> = frame.plane_stride().iter().map(|s| *s as usize).collect();
-            rgb = color::yuv_to_rgb(
-                layout,
-                color::yuv_of(info),
-                width,
-                height,
-                &planes,
-                &strides,
-            );
-            (&rgb[..], width * 3, PixelFormat::Rgb)
+            let (buffer, rgb_info) = converter
+                .convert(&frame)
+                .map_err(|e| unreadable(e.to_string()))?;
+            rgb = buffer;
+            rgb_map = rgb.map_readable().map_err(|e| unreadable(e.to_string()))?;
+            (
+                &rgb_map[..],
+                rgb_info.stride()[0] as usize,
+                PixelFormat::Rgb,
+            )
         }
     };
     let input = FrameInput::Packed(Frame {

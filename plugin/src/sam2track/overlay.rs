@@ -3,6 +3,13 @@
 //! Drawing masks into frames, in place, in the element's raw formats:
 //! per-object colour fill (alpha blended), contours, and the background
 //! modes (blur, solid colour, transparent alpha).
+//!
+//! Hand-written rather than a `GstVideoOverlayComposition` blended by
+//! GStreamer, on measurement: a 1920×1080 frame with one object (~20% of the
+//! frame, 2-pixel contours) took 4.9–5.3 ms here against 18.8–19.1 ms for the
+//! same fill and contours as a full-frame ARGB rectangle in I420, and 3.7 ms
+//! against 8–10 ms in RGBA (AMD EPYC, release build). The labels, small, are
+//! a composition (`labels.rs`).
 
 use super::color::Yuv;
 

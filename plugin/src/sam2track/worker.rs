@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use crate::engine::tracker::Tracker;
 use crate::sync;
 
+use super::color::RgbConverter;
 use super::infer::{self, Failure, FrameJob, JobOptions, Note, Notes, Outcome};
 use super::prompt::Command;
 
@@ -59,7 +60,8 @@ struct Handoff {
 
 /// What both runners share.
 struct Shared {
-    tracker: Mutex<Tracker>,
+    /// The tracker, and the converter of YUV frames for it.
+    tracker: Mutex<(Tracker, RgbConverter)>,
     handoff: Mutex<Handoff>,
     changed: Condvar,
     has_objects: AtomicBool,
@@ -85,7 +87,8 @@ impl Shared {
     /// Runs `job` on the tracker (on the calling thread) and publishes its
     /// result for flush epoch `epoch`.
     fn run(&self, job: &FrameJob<'_>, epoch: u64) -> Result<Arc<Outcome>, Failure> {
-        let mut tracker = sync::lock(&self.tracker);
+        let mut guard = sync::lock(&self.tracker);
+        let (tracker, converter) = &mut *guard;
         if std::mem::take(&mut self.handoff().reset) {
             tracker.reset();
         }
@@ -94,12 +97,12 @@ impl Shared {
             if self.panic_at == Some(job.number) {
                 panic!("fault injected by {TEST_PANIC_ENV} on frame {}", job.number);
             }
-            infer::run_frame(&mut tracker, job, &mut notes)
+            infer::run_frame(tracker, converter, job, &mut notes)
         }))
         .unwrap_or_else(|panic| Err(Failure::Panic(sync::panic_message(panic.as_ref()))));
         self.has_objects
             .store(!tracker.object_ids().is_empty(), Ordering::SeqCst);
-        drop(tracker);
+        drop(guard);
         notes.send(job.number, &*self.notify);
         let mut h = self.handoff();
         let published = match result {
@@ -134,7 +137,7 @@ impl Worker {
         panic_at: Option<u64>,
     ) -> std::io::Result<Worker> {
         let shared = Arc::new(Shared {
-            tracker: Mutex::new(tracker),
+            tracker: Mutex::new((tracker, RgbConverter::default())),
             handoff: Mutex::default(),
             changed: Condvar::new(),
             has_objects: AtomicBool::new(false),
