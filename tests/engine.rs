@@ -327,6 +327,7 @@ fn unavailable_gpu_provider_errors_or_falls_back() {
         "{err}"
     );
     assert!(err.to_string().contains("execution provider cuda"), "{err}");
+    println!("strict: {err}");
     let lenient = SessionOptions {
         fallback_to_cpu: true,
         ..strict
@@ -443,4 +444,89 @@ fn non_overlapping_masks_and_boxes() {
         "the two objects overlap without the rule"
     );
     assert_eq!(overlap(true), 0, "a pixel in two objects");
+}
+
+/// A golden frame (192x108 RGB) as an engine frame.
+fn packed(png: &common::Png) -> gstsam2::engine::step::FrameInput<'_> {
+    gstsam2::engine::step::FrameInput::Packed(Frame {
+        data: &png.3,
+        width: png.0,
+        height: png.1,
+        stride: png.0 * 3,
+        format: PixelFormat::Rgb,
+    })
+}
+
+/// `Tracker::step`'s removals: a click removes the object under it on the
+/// previous result, once; a second click or removal of the same object on
+/// the frame is refused, never an error that would end the stream; a reset
+/// releases every id; corrections cannot remove.
+#[test]
+fn removals_on_one_frame_are_refused_not_fatal() {
+    use gstsam2::engine::step::Prompt;
+    let mut tr = tracker_with(TrackerConfig::default());
+    // the golden frames, where the micro model's objects have pixels
+    let golden = |t: usize| {
+        let path = common::fixtures().join(format!("golden/frames/{t:05}.png"));
+        read_png(&path)
+    };
+    let point = |id| Prompt::Points {
+        id,
+        clicks: vec![([80.0, 45.0], true)],
+        bbox: None,
+        clear: false,
+    };
+    let f0 = golden(0);
+    let w = f0.0;
+    let r = tr.step(packed(&f0), &[point(1)]).unwrap();
+    assert_eq!(r.objects.len(), 1);
+    let p = r.objects[0]
+        .mask
+        .iter()
+        .position(|v| *v != 0)
+        .expect("object 1 has pixels");
+    let (x, y) = ((p % w) as f32, (p / w) as f32);
+    let f1 = golden(1);
+    let r = tr
+        .step(
+            packed(&f1),
+            &[
+                Prompt::RemoveAt { x, y },
+                Prompt::RemoveAt { x, y },
+                Prompt::Remove { id: 1 },
+            ],
+        )
+        .expect("no failure");
+    assert!(r.objects.is_empty() && tr.object_ids().is_empty());
+    assert_eq!(r.released, vec![1]);
+    assert!(
+        matches!(
+            r.refused.as_slice(),
+            [
+                (1, TrackerError::NothingThere),
+                (2, TrackerError::UnknownObject(1))
+            ]
+        ),
+        "{:?}",
+        r.refused
+    );
+    // a reset releases the ids it drops
+    let f2 = golden(2);
+    tr.step(packed(&f2), &[point(4), point(5)]).unwrap();
+    let r = tr.step(packed(&f2), &[Prompt::Reset, point(6)]).unwrap();
+    assert_eq!(r.released, vec![4, 5]);
+    assert_eq!(tr.object_ids(), vec![6]);
+    // corrections are points, boxes and masks only
+    let r = tr
+        .correct(&[Prompt::Remove { id: 6 }, Prompt::Reset])
+        .unwrap();
+    assert!(
+        r.refused
+            .iter()
+            .all(|(_, e)| matches!(e, TrackerError::NotACorrection)),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(r.refused.len(), 2);
+    assert_eq!(tr.object_ids(), vec![6]);
 }

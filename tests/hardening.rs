@@ -131,7 +131,7 @@ fn child_inference_panic() {
     assert_eq!(h.push(frame_buffer(1)), Err(gst::FlowError::Error));
     let errs = errors(&bus);
     assert!(
-        errs.iter().any(|e| e.contains("inference thread panicked")),
+        errs.iter().any(|e| e.contains("inference panicked")),
         "{errs:?}"
     );
     // the element says it failed: no prompt is taken as if nothing happened

@@ -302,7 +302,8 @@ fn check_elf(
     let (shentsize, shnum) = (u16_at(0x3a), u16_at(0x3c));
     let truncated = |what: &str, end: u64| {
         format!(
-            "truncated library: {what} ends at byte {end} but the file has {len} bytes              (an incomplete download or copy? install it again)"
+            "truncated library: {what} ends at byte {end} but the file has {len} bytes \
+             (an incomplete download or copy? install it again)"
         )
     };
     let table_end = |off: u64, size: u64, n: u64| off.saturating_add(size.saturating_mul(n));

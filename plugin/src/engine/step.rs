@@ -100,8 +100,8 @@ pub struct FrameResult {
     /// Prompts refused (the stream goes on without them), by their index in
     /// the prompts given, in order.
     pub refused: Vec<(usize, TrackerError)>,
-    /// Ids that stopped being objects: removed by [`Prompt::RemoveAt`], or
-    /// refused as new objects.
+    /// Ids that stopped being objects: removed by [`Prompt::RemoveAt`] or
+    /// [`Prompt::Reset`], or refused as new objects.
     pub released: Vec<u32>,
     /// Time in each graph.
     pub times: StageTimes,
@@ -143,22 +143,27 @@ impl Tracker {
         for (i, p) in prompts.iter().enumerate() {
             match p {
                 Prompt::Reset => {
+                    result.released.extend(self.object_ids());
                     self.reset();
                     on_frame.clear();
                 }
                 Prompt::Remove { id } => {
                     on_frame.retain(|(_, q)| q.id() != Some(*id));
-                    if let Err(err) = self.remove_object(*id) {
+                    if let Err(err) = self.forget(*id) {
                         result.refused.push((i, err));
                     }
                 }
-                Prompt::RemoveAt { x, y } => match self.object_at(*x, *y, width, height) {
-                    Some(id) => {
-                        self.remove_object(id)?;
-                        result.released.push(id);
+                Prompt::RemoveAt { x, y } => {
+                    // (an object removed by an earlier prompt of the frame is not hit)
+                    let hit = self.object_at(*x, *y, width, height);
+                    match hit.map(|id| (id, self.forget(id))) {
+                        Some((id, Ok(()))) => {
+                            on_frame.retain(|(_, q)| q.id() != Some(id));
+                            result.released.push(id);
+                        }
+                        _ => result.refused.push((i, TrackerError::NothingThere)),
                     }
-                    None => result.refused.push((i, TrackerError::NothingThere)),
-                },
+                }
                 _ => on_frame.push((i, p)),
             }
         }
@@ -186,8 +191,15 @@ impl Tracker {
         let mut result = FrameResult::empty(width, height);
         result.index = Some(index);
         self.take_stage_times();
-        let all: Vec<(usize, &Prompt)> = prompts.iter().enumerate().collect();
-        self.apply(&all, &mut result)?;
+        let mut corrections = Vec::new();
+        for (i, p) in prompts.iter().enumerate() {
+            match p {
+                Prompt::Points { .. } | Prompt::Mask { .. } => corrections.push((i, p)),
+                // they act before a frame is encoded: give them to `step`
+                _ => result.refused.push((i, TrackerError::NotACorrection)),
+            }
+        }
+        self.apply(&corrections, &mut result)?;
         let outputs = self.outputs();
         self.finish(outputs, result)
     }
@@ -233,7 +245,7 @@ impl Tracker {
                     self.add_mask(*id, &mask)
                 }
                 Prompt::Remove { .. } | Prompt::RemoveAt { .. } | Prompt::Reset => {
-                    unreachable!("applied before the frame")
+                    unreachable!("taken out by step and correct")
                 }
             };
             match applied {
@@ -292,6 +304,15 @@ impl Tracker {
         });
         result.times = self.take_stage_times();
         Ok(result)
+    }
+
+    /// Removes object `id`, also from the previous result clicks look at.
+    fn forget(&mut self, id: u32) -> Result<(), TrackerError> {
+        self.remove_object(id)?;
+        if let Some(last) = &mut self.last {
+            last.objects.retain(|(o, _)| *o != id);
+        }
+        Ok(())
     }
 
     /// The object covering (`x`, `y`) of a `width`×`height` frame on the

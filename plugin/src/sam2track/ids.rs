@@ -7,7 +7,8 @@
 //! would pass `u32::MAX` (a user prompted object 4294967295, or billions of
 //! objects came and went), the lowest id not in use is taken. An id is in
 //! use from the first prompt that names it until the object is removed, the
-//! tracker refuses to create it, or a reset; 0 is never an object.
+//! tracker refuses to create it, or a reset runs (counting goes on upward
+//! after a reset or a flush: ids do not come back); 0 is never an object.
 
 use std::collections::BTreeSet;
 
@@ -84,20 +85,18 @@ impl ObjectIds {
         self.live.remove(&id);
     }
 
-    /// Every object is gone (reset); counting starts again from 1.
-    pub fn clear(&mut self) {
-        *self = Self::with_max(self.max);
-    }
-
     /// Gives the new-object commands of `cmds` their ids and notes the ids
-    /// named by the others (removals and resets release theirs). A command
-    /// for which no id is left is taken out and returned with the error.
+    /// named by the others (a removal releases its id; a reset releases
+    /// nothing here: the frame that runs it tells which ids it dropped, as
+    /// prompts queued before it on another channel may still run first). A
+    /// command for which no id is left is taken out and returned with the
+    /// error.
     pub fn assign(&mut self, cmds: Vec<Command>) -> (Vec<Command>, Option<(Command, NoIdLeft)>) {
         let mut refused = None;
         let mut out = Vec::with_capacity(cmds.len());
         for mut cmd in cmds {
             match &cmd {
-                Command::Reset => self.clear(),
+                Command::Reset => {}
                 Command::Remove { id } => self.release(*id),
                 _ => match cmd.id() {
                     Some(NEW_OBJECT) => match self.allocate() {
@@ -153,8 +152,6 @@ mod tests {
         ids.release(2);
         assert_eq!(ids.allocate(), Ok(2));
         assert!(ids.allocate().is_err());
-        ids.clear();
-        assert_eq!(ids.allocate(), Ok(1));
     }
 
     #[test]
@@ -173,7 +170,13 @@ mod tests {
         let (cmds, refused) = ids.assign(vec![Command::Remove { id: 1 }, prompt(0)]);
         assert!(refused.is_none());
         assert_eq!(cmds[1].id(), Some(1));
-        let (cmds, _) = ids.assign(vec![Command::Reset, prompt(0)]);
-        assert_eq!(cmds[1].id(), Some(1));
+        // a reset frees ids when it runs (the frame tells), not when queued
+        let (_, refused) = ids.assign(vec![Command::Reset, prompt(0)]);
+        assert!(refused.is_some());
+        ids.release(1);
+        ids.release(2);
+        let (cmds, refused) = ids.assign(vec![prompt(0)]);
+        assert!(refused.is_none());
+        assert_eq!(cmds[0].id(), Some(1));
     }
 }

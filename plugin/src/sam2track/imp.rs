@@ -2,11 +2,11 @@
 
 //! GStreamer glue of the `sam2track` element.
 //!
-//! This file only translates between GStreamer and the engine: properties,
-//! caps, events, signals, state changes, metadata and bus messages. The
-//! engine runs on the inference thread of [`super::worker`]; the streaming
-//! thread waits for it (sync mode) or never does (async mode, for live
-//! sources), see the README's "Live sources" section.
+//! This file holds the subclass methods: properties, caps, events, state
+//! changes and the per-frame path. Frames run through the engine on the
+//! streaming thread (sync mode) or on the inference thread of
+//! [`super::worker`] without the streaming thread ever waiting (async
+//! mode, for live sources), see the README's "Live sources" section.
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -363,7 +363,7 @@ impl Sam2Track {
             .is_some_and(|s| s.upstream_live.is_none());
         let live_now = need_live.then(|| self.upstream_live());
 
-        let (worker, info, number, commands, is_async) = {
+        let (worker, info, number, taken, is_async) = {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else {
                 gst::element_imp_error!(
@@ -394,15 +394,15 @@ impl Sam2Track {
                 .and_then(|s| buf.pts().and_then(|pts| s.to_stream_time(pts)));
 
             let taken = lock(&self.inbox).take(number, stream_time, settings.prompt.as_deref());
-            for (what, why) in &taken.refused {
-                self.warn_prompt(what, why);
-            }
-            let commands = taken.commands;
-
             let is_async =
                 Self::effective_async(settings.mode, state.upstream_live.unwrap_or(false));
-            (state.worker.clone(), info, number, commands, is_async)
+            (state.worker.clone(), info, number, taken, is_async)
         };
+        // warnings with no lock held: a bus sync handler may prompt again
+        for (what, why) in &taken.refused {
+            self.warn_prompt(what, why);
+        }
+        let commands = taken.commands;
 
         if let Some(failure) = worker.failure() {
             return self.fatal(&failure);

@@ -121,14 +121,17 @@ impl Inbox {
     }
 
     /// A flush: serialized prompts go; with `reset` (objects forgotten)
-    /// everything waiting goes, ids count from 1 again and prompt-file times
-    /// are re-armed against the next frame's stream time.
+    /// everything waiting goes and prompt-file times are re-armed against
+    /// the next frame's stream time. The ids the dropped prompts named are
+    /// released (the tracked ones are, when the reset runs).
     pub fn flush(&mut self, reset: bool) {
-        self.serialized.clear();
+        let mut dropped = std::mem::take(&mut self.serialized);
         if reset {
-            self.next.clear();
-            self.ids.clear();
+            dropped.append(&mut self.next);
             self.rearm = true;
+        }
+        for id in dropped.iter().filter_map(Command::id) {
+            self.ids.release(id);
         }
     }
 

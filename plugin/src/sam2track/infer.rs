@@ -74,6 +74,11 @@ impl Notes {
         self.refused.push((what.into(), why.into()));
     }
 
+    /// `ids` are no longer objects.
+    pub fn release(&mut self, ids: impl IntoIterator<Item = u32>) {
+        self.released.extend(ids);
+    }
+
     /// Sends what frame `frame` has to tell.
     pub fn send(self, frame: u64, notify: &dyn Fn(Note)) {
         if !self.refused.is_empty() {
@@ -165,7 +170,7 @@ pub enum Failure {
     },
     #[error("cannot read frame {frame}: {reason}")]
     Frame { frame: u64, reason: String },
-    #[error("the inference thread panicked: {0}")]
+    #[error("inference panicked: {0}")]
     Panic(String),
 }
 
@@ -241,7 +246,7 @@ pub fn run_frame(
     for (i, err) in &result.refused {
         notes.refuse(commands[*i].to_string(), err.to_string());
     }
-    notes.released.extend(&result.released);
+    notes.release(result.released);
     let inferred = result.index.is_some();
     if inferred && !options.delay.is_zero() {
         std::thread::sleep(options.delay);

@@ -7,6 +7,10 @@
 //! replaced: a later frame's prompts are given back instead), and every
 //! frame carries the latest published result. The tracker sits behind its
 //! own lock, so a switch between the modes only waits for the frame running.
+//!
+//! A flushing seek does not interrupt a frame ONNX Runtime is running: in
+//! sync mode the seek waits for the streaming thread to finish that frame
+//! (at most one inference), whose result is then dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -84,15 +88,23 @@ impl Shared {
         h
     }
 
-    /// Runs `job` on the tracker (on the calling thread) and publishes its
-    /// result for flush epoch `epoch`.
-    fn run(&self, job: &FrameJob<'_>, epoch: u64) -> Result<Arc<Outcome>, Failure> {
+    /// Runs `job` of flush epoch `epoch` on the tracker (on the calling
+    /// thread) and publishes its result. `Ok(None)`: a flush came since the
+    /// job was taken; the frame is dropped (and a reset waits for the next).
+    fn run(&self, job: &FrameJob<'_>, epoch: u64) -> Result<Option<Arc<Outcome>>, Failure> {
         let mut guard = sync::lock(&self.tracker);
         let (tracker, converter) = &mut *guard;
-        if std::mem::take(&mut self.handoff().reset) {
-            tracker.reset();
-        }
         let mut notes = Notes::default();
+        {
+            let mut h = self.handoff();
+            if h.flushing || h.epoch != epoch {
+                return Ok(None);
+            }
+            if std::mem::take(&mut h.reset) {
+                notes.release(tracker.object_ids());
+                tracker.reset();
+            }
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if self.panic_at == Some(job.number) {
                 panic!("fault injected by {TEST_PANIC_ENV} on frame {}", job.number);
@@ -110,7 +122,7 @@ impl Shared {
                 outcome.epoch = epoch;
                 let outcome = Arc::new(outcome);
                 h.latest = Some(outcome.clone());
-                Ok(outcome)
+                Ok(Some(outcome))
             }
             Err(failure) => {
                 h.failure = Some(failure.clone());
@@ -169,7 +181,11 @@ impl Worker {
             }
             h.epoch
         };
-        let outcome = self.shared.run(job, epoch).map_err(RunError::Failed)?;
+        let outcome = self
+            .shared
+            .run(job, epoch)
+            .map_err(RunError::Failed)?
+            .ok_or(RunError::Flushing)?;
         let h = self.shared.handoff();
         if h.flushing || h.epoch != epoch {
             return Err(RunError::Flushing);

@@ -72,6 +72,8 @@ pub enum TrackerError {
     UnknownObject(u32),
     #[error("no object there")]
     NothingThere,
+    #[error("removals and resets act before a frame, not as corrections of a tracked frame")]
+    NotACorrection,
     #[error("point ({x}, {y}) is outside the {width}x{height} frame")]
     PointOutside {
         x: f32,
