@@ -685,7 +685,7 @@ fn element_overhead(
 /// ellipse covering ~20% of the frame: the cost does not depend on the shape).
 fn element_host_costs(frame: &Image) -> serde_json::Value {
     use gstsam2::sam2track::color::{RgbConverter, Yuv};
-    use gstsam2::sam2track::overlay::{self, Background, Canvas, Layout, Marks, Style};
+    use gstsam2::sam2track::overlay::{self, Canvas, Layout, Marks, Style};
     let (w, h) = (frame.width, frame.height);
     let best = |f: &mut dyn FnMut()| {
         (0..5)
@@ -719,12 +719,8 @@ fn element_host_costs(frame: &Image) -> serde_json::Value {
         })
         .collect();
     let style = Style {
-        alpha: 0.5,
-        contour_width: 2,
         colors: vec![0xff0000],
-        background: Background::None,
-        background_color: 0,
-        blur_radius: 15,
+        ..Style::default()
     };
     let draw = best(&mut || {
         let labels = overlay::label_map(&[&mask], w, h);

@@ -289,12 +289,10 @@ mod tests {
         gst::init().unwrap();
         let (w, h) = (4usize, 2usize);
         let style = Style {
-            alpha: 0.5,
             contour_width: 0,
             colors: vec![0xff0000],
             background: Background::Transparent,
-            background_color: 0,
-            blur_radius: 1,
+            ..Style::default()
         };
         let mask = [0u8, 1, 1, 0, 0, 0, 0, 0];
         for (format, want_transparent_ignored) in [

@@ -41,6 +41,20 @@ pub struct Style {
     pub blur_radius: u32,
 }
 
+impl Default for Style {
+    /// The elements' defaults (their drawing properties).
+    fn default() -> Self {
+        Style {
+            alpha: 0.5,
+            contour_width: 2,
+            colors: DEFAULT_COLORS.to_vec(),
+            background: Background::None,
+            background_color: 0x00b140,
+            blur_radius: 15,
+        }
+    }
+}
+
 /// Memory layout of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -627,12 +641,12 @@ mod tests {
     #[test]
     fn packed_fill_and_background() {
         let style = Style {
-            alpha: 0.5,
             contour_width: 0,
             colors: vec![0xff0000],
             background: Background::Transparent,
             background_color: 0,
             blur_radius: 1,
+            ..Style::default()
         };
         // 2x1 RGBA: pixel 0 background, pixel 1 object
         let mut px = vec![100u8, 100, 100, 255, 100, 100, 100, 255];

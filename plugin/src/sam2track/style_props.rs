@@ -31,13 +31,14 @@ pub struct StyleSettings {
 
 impl Default for StyleSettings {
     fn default() -> Self {
+        let d = Style::default();
         StyleSettings {
-            overlay_alpha: 0.5,
-            contour_width: 2,
-            colors: overlay::DEFAULT_COLORS.to_vec(),
+            overlay_alpha: f64::from(d.alpha),
+            contour_width: d.contour_width,
+            colors: d.colors,
             background: BackgroundMode::None,
-            background_color: 0x00b140,
-            blur_radius: 15,
+            background_color: d.background_color,
+            blur_radius: d.blur_radius,
         }
     }
 }
