@@ -18,8 +18,9 @@
 #                        tools' requirements (models/requirements.txt) into it
 #   --ort-version V      install ONNX Runtime V instead of 1.31.1, into
 #                        .ort/V/lib (pinned: 1.31.1, 1.19.2 = the oldest
-#                        supported release with a PyPI wheel); use it with
-#                        ORT_DYLIB_PATH=.ort/V/lib/libonnxruntime.so.V
+#                        supported release with a PyPI wheel, gpu-1.31.1 =
+#                        the CUDA 13 build); use it with
+#                        ORT_DYLIB_PATH=.ort/V/lib/libonnxruntime.so.X.Y.Z
 #   -h, --help           show this help
 #
 # Environment:
@@ -39,6 +40,8 @@ declare -A ORT_WHEELS=(
     [1.31.1]="onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
     # oldest release whose wheel ships libonnxruntime.so (1.17/1.18 wheels do not)
     [1.19.2]="onnxruntime-1.19.2-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl a36511dc07c5c964b916697e42e366fa43c48cdb3d3503578d78cef30417cb84"
+    # the CUDA 13 build (package onnxruntime-gpu; 256 MB): CUDA and TensorRT providers
+    [gpu-1.31.1]="onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6"
 )
 ORT_VERSION="$DEFAULT_ORT_VERSION"
 
@@ -75,11 +78,24 @@ done
 [ -n "${ORT_WHEELS[$ORT_VERSION]:-}" ] \
     || die "no pinned wheel for ONNX Runtime $ORT_VERSION (pinned: ${!ORT_WHEELS[*]})"
 read -r ORT_WHEEL ORT_WHEEL_SHA256 <<<"${ORT_WHEELS[$ORT_VERSION]}"
+# gpu-X.Y.Z: the onnxruntime-gpu package of release X.Y.Z
+ORT_PACKAGE="onnxruntime"
+ORT_RELEASE="$ORT_VERSION"
+if [ "${ORT_VERSION#gpu-}" != "$ORT_VERSION" ]; then
+    ORT_PACKAGE="onnxruntime-gpu"
+    ORT_RELEASE="${ORT_VERSION#gpu-}"
+fi
 ORT_MEMBERS=(
-    "onnxruntime/capi/libonnxruntime.so.${ORT_VERSION}"
+    "onnxruntime/capi/libonnxruntime.so.${ORT_RELEASE}"
     "onnxruntime/capi/libonnxruntime_providers_shared.so"
 )
-ORT_LIB="libonnxruntime.so.${ORT_VERSION}"
+if [ "$ORT_PACKAGE" = onnxruntime-gpu ]; then
+    ORT_MEMBERS+=(
+        "onnxruntime/capi/libonnxruntime_providers_cuda.so"
+        "onnxruntime/capi/libonnxruntime_providers_tensorrt.so"
+    )
+fi
+ORT_LIB="libonnxruntime.so.${ORT_RELEASE}"
 
 if [ "$ORT_VERSION" != "$DEFAULT_ORT_VERSION" ]; then
     # another release, next to the default one (which the build bakes in)
@@ -171,7 +187,7 @@ ort_installed() {
 # pip_download DIR: downloads the pinned wheel into DIR.
 pip_download() {
     local dest="$1"
-    local args=(download "onnxruntime==$ORT_VERSION" --no-deps --only-binary=:all:
+    local args=(download "$ORT_PACKAGE==$ORT_RELEASE" --no-deps --only-binary=:all:
         --python-version 3.11 --implementation cp --abi cp311
         --platform manylinux_2_28_x86_64 -d "$dest"
         --quiet --disable-pip-version-check)
@@ -183,7 +199,7 @@ pip_download() {
     log "ONNX Runtime: system pip failed ($(tail -n 1 "$TMP_DIR/pip.err")), retrying in a throwaway venv"
     python3 -m venv "$TMP_DIR/venv" || die "python3 -m venv failed (is python3-venv installed?)"
     "$TMP_DIR/venv/bin/python" -m pip "${args[@]}" \
-        || die "pip could not download onnxruntime==$ORT_VERSION"
+        || die "pip could not download $ORT_PACKAGE==$ORT_RELEASE"
 }
 
 install_ort() {
@@ -191,7 +207,7 @@ install_ort() {
         log "ONNX Runtime: $ORT_VERSION already in $ORT_DIR"
         return
     fi
-    log "ONNX Runtime: downloading onnxruntime==$ORT_VERSION with pip"
+    log "ONNX Runtime: downloading $ORT_PACKAGE==$ORT_RELEASE with pip"
     local wheel_dir="$TMP_DIR/wheel"
     mkdir -p "$wheel_dir"
     pip_download "$wheel_dir"

@@ -327,6 +327,10 @@ fn unavailable_gpu_provider_errors_or_falls_back() {
         "{err}"
     );
     assert!(err.to_string().contains("execution provider cuda"), "{err}");
+    if cfg!(feature = "cuda") {
+        // the set-up folder's library is the CPU build: said in words
+        assert!(err.to_string().contains("is a CPU build"), "{err}");
+    }
     println!("strict: {err}");
     let lenient = SessionOptions {
         fallback_to_cpu: true,
@@ -529,4 +533,55 @@ fn removals_on_one_frame_are_refused_not_fatal() {
     );
     assert_eq!(r.refused.len(), 2);
     assert_eq!(tr.object_ids(), vec![6]);
+}
+
+/// The CUDA build of ONNX Runtime on a machine without CUDA: asking for the
+/// CUDA provider names every missing library at once (ONNX Runtime names
+/// only the first), and the CPU fallback still runs.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs the onnxruntime-gpu build on a machine without CUDA: \
+            scripts/setup.sh --ort-version gpu-1.31.1, then ORT_DYLIB_PATH=\
+            .ort/gpu-1.31.1/lib/libonnxruntime.so.1.31.1 cargo test --features cuda \
+            --test engine -- --ignored gpu_build (.ci/run does)"]
+fn gpu_build_without_cuda_names_the_missing_libraries() {
+    use gstsam2::engine::model::ExecutionProvider;
+    let rt = require_runtime();
+    let dir = rt.library().parent().expect("a library path").to_path_buf();
+    assert!(
+        dir.join("libonnxruntime_providers_cuda.so").is_file(),
+        "ORT_DYLIB_PATH must name the onnxruntime-gpu build, not {}",
+        rt.library().display()
+    );
+    let model = ModelDir::open(&micro_dir()).expect("micro model");
+    let strict = SessionOptions {
+        provider: ExecutionProvider::Cuda { device_id: 0 },
+        ..SessionOptions::default()
+    };
+    let err = match Stages::load(&model, rt.environment(), &strict) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("CUDA loaded: this machine has CUDA, the test is for one without"),
+    };
+    println!("{err}");
+    for lib in [
+        "libcublasLt.so.13",
+        "libcublas.so.13",
+        "libcurand.so.10",
+        "libcudart.so.13",
+        "libcuda.so.1",
+        "libcudnn.so.9",
+    ] {
+        assert!(err.contains(lib), "{lib} not named: {err}");
+    }
+    assert!(err.contains("LD_LIBRARY_PATH"), "{err}");
+    let lenient = SessionOptions {
+        fallback_to_cpu: true,
+        ..strict
+    };
+    let stages = Stages::load(&model, rt.environment(), &lenient).expect("CPU fallback");
+    let mut tr = Tracker::new(stages, model.manifest(), TrackerConfig::default()).unwrap();
+    let f = synthetic(0);
+    tr.begin_frame(&rgb_frame(&f)).unwrap();
+    tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
+    assert_eq!(tr.track().unwrap().len(), 1);
 }

@@ -8,7 +8,9 @@
 //! keeps the engine testable without a pipeline.
 
 pub mod contract;
+pub mod elf;
 pub mod files;
+pub mod gpu;
 pub mod manifest;
 pub mod model;
 pub mod ops;

@@ -329,27 +329,33 @@ fn register_provider(
             Ok(None)
         }
         #[cfg(feature = "cuda")]
-        ExecutionProvider::Cuda { device_id } => builder
-            .with_execution_providers([ort::ep::CUDA::default()
-                .with_device_id(device_id)
-                .build()
-                .error_on_failure()])
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        ExecutionProvider::Cuda { device_id } => check_provider_libraries("cuda").and_then(|()| {
+            builder
+                .with_execution_providers([ort::ep::CUDA::default()
+                    .with_device_id(device_id)
+                    .build()
+                    .error_on_failure()])
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }),
         #[cfg(feature = "tensorrt")]
-        ExecutionProvider::TensorRt { device_id } => builder
-            .with_execution_providers([
-                ort::ep::TensorRT::default()
-                    .with_device_id(device_id)
-                    .build()
-                    .error_on_failure(),
-                ort::ep::CUDA::default()
-                    .with_device_id(device_id)
-                    .build()
-                    .error_on_failure(),
-            ])
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        ExecutionProvider::TensorRt { device_id } => check_provider_libraries("tensorrt")
+            .and_then(|()| check_provider_libraries("cuda"))
+            .and_then(|()| {
+                builder
+                    .with_execution_providers([
+                        ort::ep::TensorRT::default()
+                            .with_device_id(device_id)
+                            .build()
+                            .error_on_failure(),
+                        ort::ep::CUDA::default()
+                            .with_device_id(device_id)
+                            .build()
+                            .error_on_failure(),
+                    ])
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }),
         #[allow(unreachable_patterns)]
         other => {
             drop(builder);
@@ -359,6 +365,16 @@ fn register_provider(
                 other.name()
             ))
         }
+    }
+}
+
+/// The GPU provider's libraries next to the loaded ONNX Runtime, all there
+/// (see [`super::gpu::check_provider`]).
+#[cfg(feature = "cuda")]
+fn check_provider_libraries(provider: &str) -> Result<(), String> {
+    match super::runtime::loaded_library() {
+        Some(library) => super::gpu::check_provider(&library, provider),
+        None => Ok(()),
     }
 }
 

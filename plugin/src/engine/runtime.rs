@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::sync::{lock, panic_message};
 
-use super::files;
+use super::{elf, files};
 
 /// ONNX Runtime version installed by `scripts/setup.sh`.
 pub const ORT_VERSION: &str = "1.31.1";
@@ -259,85 +259,12 @@ pub fn check_library_file(path: &Path) -> Result<(), String> {
     let got = file
         .read(&mut header)
         .map_err(|e| format!("cannot read: {e}"))?;
-    check_elf(&header[..got], metadata.len(), |offset, buf| {
+    elf::check_complete(&header[..got], metadata.len(), |offset, buf| {
         use std::io::{Seek, SeekFrom};
         file.seek(SeekFrom::Start(offset))
             .and_then(|_| file.read_exact(buf))
             .map_err(|e| format!("cannot read: {e}"))
     })
-}
-
-/// The ELF checks of [`check_library_file`] on a file of `len` bytes whose
-/// first bytes are `header`; `read_at` reads the program headers.
-fn check_elf(
-    header: &[u8],
-    len: u64,
-    mut read_at: impl FnMut(u64, &mut [u8]) -> Result<(), String>,
-) -> Result<(), String> {
-    const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
-    const CLASS_64: u8 = 2;
-    const LITTLE_ENDIAN: u8 = 1;
-    const HEADER_64: usize = 64;
-    const PHDR_64: usize = 56;
-    const PT_LOAD: u32 = 1;
-    if header.len() < 16 || &header[..4] != ELF_MAGIC {
-        return Err(format!(
-            "not a shared library (no ELF header in its first {} bytes; {len} bytes in all)",
-            header.len()
-        ));
-    }
-    if header[4] != CLASS_64 || header[5] != LITTLE_ENDIAN {
-        // the loader refuses those itself, before mapping anything
-        return Ok(());
-    }
-    if header.len() < HEADER_64 {
-        return Err(format!(
-            "truncated library: {len} bytes, shorter than an ELF header"
-        ));
-    }
-    let u16_at = |o: usize| u64::from(u16::from_le_bytes([header[o], header[o + 1]]));
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-    let (phoff, shoff) = (u64_at(header, 0x20), u64_at(header, 0x28));
-    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
-    let (shentsize, shnum) = (u16_at(0x3a), u16_at(0x3c));
-    let truncated = |what: &str, end: u64| {
-        format!(
-            "truncated library: {what} ends at byte {end} but the file has {len} bytes \
-             (an incomplete download or copy? install it again)"
-        )
-    };
-    let table_end = |off: u64, size: u64, n: u64| off.saturating_add(size.saturating_mul(n));
-    let end = table_end(phoff, phentsize, phnum);
-    if end > len {
-        return Err(truncated("the program header table", end));
-    }
-    if shoff != 0 && table_end(shoff, shentsize, shnum) > len {
-        return Err(truncated(
-            "the section header table",
-            table_end(shoff, shentsize, shnum),
-        ));
-    }
-    if phentsize as usize != PHDR_64 {
-        return Err(format!(
-            "malformed ELF file: program headers of {phentsize} bytes"
-        ));
-    }
-    let mut table = vec![0u8; (phentsize * phnum) as usize];
-    read_at(phoff, &mut table)?;
-    for (i, ph) in table.chunks_exact(PHDR_64).enumerate() {
-        let kind = u32::from_le_bytes(ph[..4].try_into().expect("4 bytes"));
-        let (offset, filesz) = (u64_at(ph, 8), u64_at(ph, 32));
-        let end = offset.saturating_add(filesz);
-        if end > len {
-            let what = if kind == PT_LOAD {
-                format!("loadable segment {i}")
-            } else {
-                format!("segment {i}")
-            };
-            return Err(truncated(&what, end));
-        }
-    }
-    Ok(())
 }
 
 /// Decides whether a caller asking for `explicit` may share the runtime
@@ -527,6 +454,14 @@ fn load_library(candidate: &Candidate) -> Result<ort::environment::EnvironmentBu
             "panicked while loading: {}",
             panic_message(payload.as_ref())
         )),
+    }
+}
+
+/// Path of the ONNX Runtime library loaded in this process, if any.
+pub fn loaded_library() -> Option<PathBuf> {
+    match &*lock(&GLOBAL) {
+        Global::Ready(runtime) => Some(runtime.library.clone()),
+        _ => None,
     }
 }
 
