@@ -71,12 +71,11 @@ pub fn check_provider(ort_library: &Path, provider: &str) -> Result<(), String> 
 }
 
 /// Whether the dynamic loader finds `name` (next to the provider, as its
-/// `$ORIGIN` run path allows, or on its search path). A found library stays
-/// loaded: ONNX Runtime needs it next anyway.
+/// `$ORIGIN` run path allows, or on its search path): opened, then closed.
 fn loadable(dir: &Path, name: &str) -> bool {
     let local = dir.join(name);
-    // SAFETY: loading a shared library runs its initialisers; these are the
-    // libraries ONNX Runtime's provider loads next in any case.
+    // SAFETY: opening a shared library runs its initialisers; these are the
+    // libraries ONNX Runtime's provider opens next in any case.
     unsafe {
         (local.is_file() && libloading::Library::new(&local).is_ok())
             || libloading::Library::new(name).is_ok()
