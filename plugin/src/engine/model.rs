@@ -121,6 +121,48 @@ pub struct SessionOptions {
     /// ONNX Runtime library, no device): run on the CPU instead of failing.
     /// The fallback is reported by [`ModelDir::load_checked_with`]'s caller.
     pub fallback_to_cpu: bool,
+    /// Options of the GPU providers (unused on the CPU).
+    pub gpu: GpuOptions,
+}
+
+/// How the CUDA provider picks cuDNN convolution algorithms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConvSearch {
+    /// Benchmark every algorithm at the first run (ONNX Runtime's default).
+    #[default]
+    Exhaustive,
+    /// cuDNN's heuristics: a faster first frame, maybe slower ones after.
+    Heuristic,
+    /// cuDNN's default algorithm.
+    Default,
+}
+
+/// Options of the GPU providers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// Most device memory the CUDA provider's arena takes, in bytes (None:
+    /// no limit).
+    pub memory_limit: Option<usize>,
+    pub conv_search: ConvSearch,
+    /// TF32 tensor-core maths for fp32 products (Ampere and later).
+    pub tf32: bool,
+    /// TensorRT: folder keeping built engines across starts (None: every
+    /// start builds them again, which takes minutes).
+    pub trt_engine_cache: Option<PathBuf>,
+    /// TensorRT: build fp16 engines.
+    pub trt_fp16: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            memory_limit: None,
+            conv_search: ConvSearch::Exhaustive,
+            tf32: true,
+            trt_engine_cache: None,
+            trt_fp16: false,
+        }
+    }
 }
 
 /// A model directory whose manifest has been read and checked.
@@ -252,7 +294,7 @@ impl ModelDir {
             }
             Ok::<_, ModelError>(builder)
         };
-        let gpu = register_provider(base(false)?, options.provider).and_then(|b| {
+        let gpu = register_provider(base(false)?, options.provider, &options.gpu).and_then(|b| {
             b.map(|mut b| b.commit_from_file(&path).map_err(|e| e.to_string()))
                 .transpose()
         });
@@ -322,6 +364,7 @@ pub fn cpu_disabled_optimizers(graph: &str) -> Option<&'static str> {
 fn register_provider(
     builder: ort::session::builder::SessionBuilder,
     provider: ExecutionProvider,
+    #[allow(unused_variables)] gpu: &GpuOptions,
 ) -> Result<Option<ort::session::builder::SessionBuilder>, String> {
     match provider {
         ExecutionProvider::Cpu => {
@@ -331,10 +374,7 @@ fn register_provider(
         #[cfg(feature = "cuda")]
         ExecutionProvider::Cuda { device_id } => check_provider_libraries("cuda").and_then(|()| {
             builder
-                .with_execution_providers([ort::ep::CUDA::default()
-                    .with_device_id(device_id)
-                    .build()
-                    .error_on_failure()])
+                .with_execution_providers([cuda_provider(device_id, gpu)])
                 .map(Some)
                 .map_err(|e| e.to_string())
         }),
@@ -342,16 +382,18 @@ fn register_provider(
         ExecutionProvider::TensorRt { device_id } => check_provider_libraries("tensorrt")
             .and_then(|()| check_provider_libraries("cuda"))
             .and_then(|()| {
+                let mut trt = ort::ep::TensorRT::default()
+                    .with_device_id(device_id)
+                    .with_fp16(gpu.trt_fp16);
+                if let Some(dir) = &gpu.trt_engine_cache {
+                    trt = trt
+                        .with_engine_cache(true)
+                        .with_engine_cache_path(dir.display());
+                }
                 builder
                     .with_execution_providers([
-                        ort::ep::TensorRT::default()
-                            .with_device_id(device_id)
-                            .build()
-                            .error_on_failure(),
-                        ort::ep::CUDA::default()
-                            .with_device_id(device_id)
-                            .build()
-                            .error_on_failure(),
+                        trt.build().error_on_failure(),
+                        cuda_provider(device_id, gpu),
                     ])
                     .map(Some)
                     .map_err(|e| e.to_string())
@@ -366,6 +408,24 @@ fn register_provider(
             ))
         }
     }
+}
+
+/// The CUDA provider with `gpu`'s options.
+#[cfg(feature = "cuda")]
+fn cuda_provider(device_id: i32, gpu: &GpuOptions) -> ort::ep::ExecutionProviderDispatch {
+    use ort::ep::cuda::ConvAlgorithmSearch;
+    let mut cuda = ort::ep::CUDA::default()
+        .with_device_id(device_id)
+        .with_tf32(gpu.tf32)
+        .with_conv_algorithm_search(match gpu.conv_search {
+            ConvSearch::Exhaustive => ConvAlgorithmSearch::Exhaustive,
+            ConvSearch::Heuristic => ConvAlgorithmSearch::Heuristic,
+            ConvSearch::Default => ConvAlgorithmSearch::Default,
+        });
+    if let Some(limit) = gpu.memory_limit {
+        cuda = cuda.with_memory_limit(limit);
+    }
+    cuda.build().error_on_failure()
 }
 
 /// The GPU provider's libraries next to the loaded ONNX Runtime, all there

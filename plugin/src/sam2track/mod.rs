@@ -112,6 +112,24 @@ pub enum Provider {
     TensorRt = 2,
 }
 
+/// How the CUDA provider picks cuDNN convolution algorithms
+/// (`cudnn-conv-search` property).
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstSam2TrackConvSearch")]
+pub enum ConvSearch {
+    #[default]
+    #[enum_value(
+        name = "Benchmark every algorithm at the first frame (ONNX Runtime's default)",
+        nick = "exhaustive"
+    )]
+    Exhaustive = 0,
+    #[enum_value(name = "cuDNN's heuristics (a faster first frame)", nick = "heuristic")]
+    Heuristic = 1,
+    #[enum_value(name = "cuDNN's default algorithm", nick = "default")]
+    Default = 2,
+}
+
 /// When the streaming thread waits for inference (`mode` property).
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
 #[repr(u32)]

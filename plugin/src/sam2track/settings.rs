@@ -9,19 +9,24 @@ use std::time::Duration;
 use gst::glib;
 use gst::prelude::*;
 
-use crate::engine::model::{ExecutionProvider, SessionOptions};
+use crate::engine::model::{self, ExecutionProvider, GpuOptions, SessionOptions};
 use crate::engine::tracker::TrackerConfig;
 
 use super::infer::JobOptions;
 use super::overlay::Style;
 use super::style_props::{self, StyleSettings};
-use super::{MaskResolution, Mode, OnFlush, Output, Provider};
+use super::{ConvSearch, MaskResolution, Mode, OnFlush, Output, Provider};
 
 pub const PROP_MODEL_DIR: &str = "model-dir";
 pub const PROP_ORT_LIBRARY: &str = "ort-library";
 pub const PROP_PROVIDER: &str = "provider";
 pub const PROP_DEVICE_ID: &str = "device-id";
 pub const PROP_FALLBACK: &str = "fallback-to-cpu";
+pub const PROP_GPU_MEMORY_LIMIT: &str = "gpu-memory-limit";
+pub const PROP_CUDNN_CONV_SEARCH: &str = "cudnn-conv-search";
+pub const PROP_TF32: &str = "tf32";
+pub const PROP_TRT_ENGINE_CACHE: &str = "trt-engine-cache";
+pub const PROP_TRT_FP16: &str = "trt-fp16";
 pub const PROP_THREADS: &str = "threads";
 pub const PROP_MASK_THRESHOLD: &str = "mask-threshold";
 pub const PROP_MEMORY_FRAMES: &str = "memory-frames";
@@ -52,6 +57,12 @@ pub struct Settings {
     pub provider: Provider,
     pub device_id: i32,
     pub fallback_to_cpu: bool,
+    /// MiB; 0: no limit.
+    pub gpu_memory_limit: u32,
+    pub cudnn_conv_search: ConvSearch,
+    pub tf32: bool,
+    pub trt_engine_cache: Option<PathBuf>,
+    pub trt_fp16: bool,
     pub threads: u32,
     pub mask_threshold: f32,
     pub memory_frames: u32,
@@ -78,6 +89,11 @@ impl Default for Settings {
             provider: Provider::Cpu,
             device_id: 0,
             fallback_to_cpu: true,
+            gpu_memory_limit: 0,
+            cudnn_conv_search: ConvSearch::Exhaustive,
+            tf32: true,
+            trt_engine_cache: None,
+            trt_fp16: false,
             threads: 0,
             mask_threshold: 0.0,
             memory_frames: 0,
@@ -113,6 +129,18 @@ impl Settings {
                 },
             },
             fallback_to_cpu: self.fallback_to_cpu,
+            gpu: GpuOptions {
+                memory_limit: (self.gpu_memory_limit > 0)
+                    .then(|| self.gpu_memory_limit as usize * MIB),
+                conv_search: match self.cudnn_conv_search {
+                    ConvSearch::Exhaustive => model::ConvSearch::Exhaustive,
+                    ConvSearch::Heuristic => model::ConvSearch::Heuristic,
+                    ConvSearch::Default => model::ConvSearch::Default,
+                },
+                tf32: self.tf32,
+                trt_engine_cache: self.trt_engine_cache.clone(),
+                trt_fp16: self.trt_fp16,
+            },
         }
     }
 
@@ -153,6 +181,8 @@ fn string_from_value(value: &glib::Value) -> Option<String> {
 fn path_to_value(path: Option<&Path>) -> glib::Value {
     path.map(|p| p.to_string_lossy().into_owned()).to_value()
 }
+
+const MIB: usize = 1 << 20;
 
 /// The property specs, in the order `gst-inspect-1.0` shows them.
 pub fn specs() -> Vec<glib::ParamSpec> {
@@ -195,6 +225,41 @@ pub fn specs() -> Vec<glib::ParamSpec> {
                  on the bus) instead of failing to start",
             )
             .default_value(d.fallback_to_cpu)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_GPU_MEMORY_LIMIT)
+            .nick("GPU memory limit")
+            .blurb("Most GPU memory the CUDA provider's arena takes, in MiB (0: no limit)")
+            .maximum(1 << 20)
+            .default_value(d.gpu_memory_limit)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_CUDNN_CONV_SEARCH, d.cudnn_conv_search)
+            .nick("cuDNN convolution search")
+            .blurb("How the CUDA provider picks cuDNN convolution algorithms")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder(PROP_TF32)
+            .nick("TF32")
+            .blurb(
+                "Let the CUDA provider use TF32 tensor cores for fp32 products (Ampere and \
+                 later: faster, ~10-bit mantissa)",
+            )
+            .default_value(d.tf32)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder(PROP_TRT_ENGINE_CACHE)
+            .nick("TensorRT engine cache")
+            .blurb(
+                "Folder keeping TensorRT engines across starts (unset: every start builds \
+                 them again, which takes minutes)",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder(PROP_TRT_FP16)
+            .nick("TensorRT fp16")
+            .blurb("Build fp16 TensorRT engines")
+            .default_value(d.trt_fp16)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder(PROP_THREADS)
@@ -347,6 +412,17 @@ impl Settings {
             PROP_PROVIDER => self.provider = value.get().expect("type checked upstream"),
             PROP_DEVICE_ID => self.device_id = value.get().expect("type checked upstream"),
             PROP_FALLBACK => self.fallback_to_cpu = value.get().expect("type checked upstream"),
+            PROP_GPU_MEMORY_LIMIT => {
+                self.gpu_memory_limit = value.get().expect("type checked upstream")
+            }
+            PROP_CUDNN_CONV_SEARCH => {
+                self.cudnn_conv_search = value.get().expect("type checked upstream")
+            }
+            PROP_TF32 => self.tf32 = value.get().expect("type checked upstream"),
+            PROP_TRT_ENGINE_CACHE => {
+                self.trt_engine_cache = string_from_value(value).map(PathBuf::from)
+            }
+            PROP_TRT_FP16 => self.trt_fp16 = value.get().expect("type checked upstream"),
             PROP_THREADS => self.threads = value.get().expect("type checked upstream"),
             PROP_MASK_THRESHOLD => {
                 self.mask_threshold = value.get().expect("type checked upstream")
@@ -389,6 +465,11 @@ impl Settings {
             PROP_PROVIDER => self.provider.to_value(),
             PROP_DEVICE_ID => self.device_id.to_value(),
             PROP_FALLBACK => self.fallback_to_cpu.to_value(),
+            PROP_GPU_MEMORY_LIMIT => self.gpu_memory_limit.to_value(),
+            PROP_CUDNN_CONV_SEARCH => self.cudnn_conv_search.to_value(),
+            PROP_TF32 => self.tf32.to_value(),
+            PROP_TRT_ENGINE_CACHE => path_to_value(self.trt_engine_cache.as_deref()),
+            PROP_TRT_FP16 => self.trt_fp16.to_value(),
             PROP_THREADS => self.threads.to_value(),
             PROP_MASK_THRESHOLD => self.mask_threshold.to_value(),
             PROP_MEMORY_FRAMES => self.memory_frames.to_value(),
@@ -408,5 +489,31 @@ impl Settings {
             // GObject only calls with the properties installed
             other => unreachable!("unknown property {other}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_properties_reach_the_session_options() {
+        let mut s = Settings::default();
+        assert_eq!(s.session_options().gpu, GpuOptions::default());
+        s.set(PROP_GPU_MEMORY_LIMIT, &2048u32.to_value());
+        s.set(PROP_CUDNN_CONV_SEARCH, &ConvSearch::Heuristic.to_value());
+        s.set(PROP_TF32, &false.to_value());
+        s.set(PROP_TRT_ENGINE_CACHE, &"/var/cache/sam2".to_value());
+        s.set(PROP_TRT_FP16, &true.to_value());
+        let gpu = s.session_options().gpu;
+        assert_eq!(gpu.memory_limit, Some(2048 << 20));
+        assert_eq!(gpu.conv_search, model::ConvSearch::Heuristic);
+        assert!(!gpu.tf32 && gpu.trt_fp16);
+        assert_eq!(gpu.trt_engine_cache, Some(PathBuf::from("/var/cache/sam2")));
+        // unset again
+        s.set(PROP_GPU_MEMORY_LIMIT, &0u32.to_value());
+        s.set(PROP_TRT_ENGINE_CACHE, &"".to_value());
+        let gpu = s.session_options().gpu;
+        assert_eq!((gpu.memory_limit, gpu.trt_engine_cache), (None, None));
     }
 }
