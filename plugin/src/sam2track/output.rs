@@ -29,12 +29,23 @@ struct Rendered {
     width: usize,
     height: usize,
     resolution: MaskResolution,
-    /// Masks at this frame size (0/1), one per object.
-    masks: Vec<Arc<Vec<u8>>>,
+    /// Masks remade at this frame size (0/1), one per object, when it is not
+    /// the outcome's (caps changed since); None: the outcome's own masks.
+    resized: Option<Vec<Vec<u8>>>,
     /// Box x, y, w, h per object.
     boxes: Vec<[u32; 4]>,
     /// Mask buffers for the metadata.
     meta_masks: Vec<Option<(gst::Buffer, u32, u32)>>,
+}
+
+impl Rendered {
+    /// Object `i`'s 0/1 mask at this frame size.
+    fn mask(&self, i: usize) -> &[u8] {
+        match &self.resized {
+            Some(masks) => &masks[i],
+            None => &self.outcome.objects[i].mask,
+        }
+    }
 }
 
 /// The output side of the element, used by the streaming thread only.
@@ -124,14 +135,14 @@ impl Output {
         };
         if settings.output.overlay()
             && let Some(r) = rendered
-            && !r.masks.is_empty()
+            && !r.outcome.objects.is_empty()
         {
             let objects: Vec<(u32, &[u8])> = r
                 .outcome
                 .objects
                 .iter()
-                .zip(&r.masks)
-                .map(|(o, m)| (o.id, m.as_slice()))
+                .enumerate()
+                .map(|(i, o)| (o.id, r.mask(i)))
                 .collect();
             match draw::draw_objects(buf, info, &objects, &settings.style()) {
                 Ok(drawn) => {
@@ -170,37 +181,49 @@ impl Output {
     }
 }
 
-/// Masks/boxes/metadata masks of `outcome` for a `w`×`h` frame.
+/// Masks/boxes/metadata masks of `outcome` for a `w`×`h` frame: the
+/// outcome's own masks and boxes (made by the engine) at its size, remade
+/// from the logits at another one.
 fn render(outcome: Arc<Outcome>, w: usize, h: usize, resolution: MaskResolution) -> Rendered {
-    let masks: Vec<Arc<Vec<u8>>> = if (outcome.width, outcome.height) == (w, h) {
-        outcome
-            .objects
-            .iter()
-            .map(|o| Arc::new(o.mask.clone()))
-            .collect()
-    } else {
-        // caps changed since the outcome: redo the masks at the new size
+    let resized = ((outcome.width, outcome.height) != (w, h)).then(|| {
         let logits: Vec<&ops::Plane> = outcome.objects.iter().map(|o| &o.logits).collect();
         tracker::masks_from_logits(&logits, w, h, outcome.threshold, outcome.non_overlap)
-            .into_iter()
-            .map(Arc::new)
-            .collect()
+    });
+    let xywh = |b: Option<[u32; 4]>| match b {
+        Some([x0, y0, x1, y1]) => [x0, y0, x1 - x0, y1 - y0],
+        None => [0; 4],
     };
-    let boxes = masks
-        .iter()
-        .map(|m| match tracker::bounding_box(m, w) {
-            Some([x0, y0, x1, y1]) => [x0, y0, x1 - x0, y1 - y0],
-            None => [0; 4],
-        })
-        .collect();
-    let meta_masks = outcome
+    let boxes = match &resized {
+        Some(masks) => masks
+            .iter()
+            .map(|m| xywh(tracker::bounding_box(m, w)))
+            .collect(),
+        None => outcome.objects.iter().map(|o| xywh(o.bbox)).collect(),
+    };
+    let mut rendered = Rendered {
+        outcome,
+        width: w,
+        height: h,
+        resolution,
+        resized,
+        boxes,
+        meta_masks: Vec::new(),
+    };
+    rendered.meta_masks = meta_masks(&rendered);
+    rendered
+}
+
+/// The metadata's mask buffers of `r`, at its `resolution`.
+fn meta_masks(r: &Rendered) -> Vec<Option<(gst::Buffer, u32, u32)>> {
+    let (w, h, outcome) = (r.width, r.height, &r.outcome);
+    outcome
         .objects
         .iter()
-        .zip(&masks)
-        .map(|(o, m)| match resolution {
+        .enumerate()
+        .map(|(i, o)| match r.resolution {
             MaskResolution::None => None,
             MaskResolution::Frame => Some((
-                gst::Buffer::from_mut_slice(m.iter().map(|v| v * 255).collect::<Vec<u8>>()),
+                gst::Buffer::from_mut_slice(r.mask(i).iter().map(|v| v * 255).collect::<Vec<u8>>()),
                 w as u32,
                 h as u32,
             )),
@@ -216,14 +239,5 @@ fn render(outcome: Arc<Outcome>, w: usize, h: usize, resolution: MaskResolution)
                 o.logits.height as u32,
             )),
         })
-        .collect();
-    Rendered {
-        outcome,
-        width: w,
-        height: h,
-        resolution,
-        masks,
-        boxes,
-        meta_masks,
-    }
+        .collect()
 }
