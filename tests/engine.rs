@@ -338,7 +338,8 @@ fn unavailable_gpu_provider_errors_or_falls_back() {
     };
     let stages = Stages::load(&model, rt.environment(), &lenient).expect("CPU fallback");
     let fallbacks = model.fallbacks();
-    assert_eq!(fallbacks.len(), 4, "{fallbacks:?}");
+    // said once: the first graph's fallback puts the whole model on the CPU
+    assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
     assert!(fallbacks[0].contains("running on the CPU"), "{fallbacks:?}");
     let mut tr = Tracker::new(stages, model.manifest(), TrackerConfig::default()).unwrap();
     let f = synthetic(0);
@@ -584,4 +585,33 @@ fn gpu_build_without_cuda_names_the_missing_libraries() {
     tr.begin_frame(&rgb_frame(&f)).unwrap();
     tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
     assert_eq!(tr.track().unwrap().len(), 1);
+}
+
+/// Where the graphs run is known and logged: with the CPU provider every
+/// graph, model and helpers, is placed whole on ONNX Runtime's CPU provider
+/// and the tensors between them live in host memory.
+#[test]
+fn placements_are_read_from_onnx_runtime() {
+    let rt = require_runtime();
+    let model = ModelDir::open(&micro_dir()).expect("micro model");
+    let stages = Stages::load(&model, rt.environment(), &SessionOptions::default()).unwrap();
+    assert_eq!(stages.device(), "cpu");
+    let placements = stages.placements();
+    assert_eq!(
+        placements.len(),
+        8,
+        "4 model graphs and 4 helpers: {placements:?}"
+    );
+    for (graph, p) in placements {
+        assert_eq!(p.providers.len(), 1, "{graph}: {p:?}");
+        assert_eq!(p.providers[0].provider, "CPUExecutionProvider", "{graph}");
+        assert!(p.providers[0].nodes >= 1, "{graph}: {p:?}");
+        assert!(p.compute_on_cpu().is_empty(), "{graph}");
+    }
+    assert_eq!(placements[0].0, "image_encoder");
+    assert!(
+        placements[0].1.providers[0].nodes > 50,
+        "{:?}",
+        placements[0]
+    );
 }

@@ -8,13 +8,14 @@
 //! without ONNX Runtime; [`ModelDir::check_graphs`] loads every graph and checks
 //! its inputs and outputs against the contract.
 
-use ort::session::builder::GraphOptimizationLevel;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::contract::{self, ContractError};
 use super::files::{self, FileError};
 use super::manifest::{GRAPH_NAMES, Manifest, ManifestError};
+pub use super::session::{Placement, cpu_disabled_optimizers};
+use super::session::{Source, load_session};
 use crate::sync::lock;
 
 /// File name of the manifest inside a model directory.
@@ -263,70 +264,33 @@ impl ModelDir {
         graph: &'static str,
         options: &SessionOptions,
     ) -> Result<ort::session::Session, ModelError> {
+        self.load_placed(environment, graph, options)
+            .map(|(session, _)| session)
+    }
+
+    /// [`ModelDir::load_checked_with`], also returning where ONNX Runtime
+    /// placed the graph's nodes.
+    pub fn load_placed(
+        &self,
+        environment: &ort::environment::Environment,
+        graph: &'static str,
+        options: &SessionOptions,
+    ) -> Result<(ort::session::Session, Placement), ModelError> {
         let path = self.graph_path(graph);
-        let load_err = |message: String| ModelError::GraphLoad {
+        let (session, placement) = load_session(
+            environment,
             graph,
-            path: path.clone(),
-            message,
-        };
-        let base = |cpu: bool| {
-            // Every graph optimisation ONNX Runtime has (fusions, layout
-            // transforms for the CPU's vector units), whatever its default.
-            let mut builder = ort::session::Session::builder(environment)
-                .map_err(|e| load_err(e.to_string()))?
-                .with_optimization_level(GraphOptimizationLevel::All)
-                .map_err(|e| load_err(e.to_string()))?
-                // The environment's shared CPU arena (engine::runtime), when
-                // registered; ONNX Runtime uses the session's own otherwise.
-                .with_env_allocators()
-                .map_err(|e| load_err(e.to_string()))?
-                .with_memory_pattern(false)
-                .map_err(|e| load_err(e.to_string()))?;
-            if let Some(n) = options.intra_threads {
-                builder = builder
-                    .with_intra_threads(n)
-                    .map_err(|e| load_err(e.to_string()))?;
-            }
-            if let (true, Some(disabled)) = (cpu, cpu_disabled_optimizers(graph)) {
-                builder = builder
-                    .with_disabled_optimizers(disabled)
-                    .map_err(|e| load_err(e.to_string()))?;
-            }
-            Ok::<_, ModelError>(builder)
-        };
-        let gpu = register_provider(base(false)?, options.provider, &options.gpu).and_then(|b| {
-            b.map(|mut b| b.commit_from_file(&path).map_err(|e| e.to_string()))
-                .transpose()
-        });
-        let session = match gpu {
-            Ok(Some(session)) => session,
-            Ok(None) => base(true)?
-                .commit_from_file(&path)
-                .map_err(|e| load_err(e.to_string()))?,
-            Err(reason) if options.fallback_to_cpu => {
-                lock(&self.fallbacks).push(format!(
-                    "{graph}: {} unavailable ({reason}), running on the CPU",
-                    options.provider.name()
-                ));
-                base(true)?
-                    .commit_from_file(&path)
-                    .map_err(|e| load_err(e.to_string()))?
-            }
-            Err(reason) => {
-                return Err(ModelError::Provider {
-                    provider: options.provider.name(),
-                    graph,
-                    reason,
-                });
-            }
-        };
+            Source::File(&path),
+            options,
+            &self.fallbacks,
+        )?;
         let spec =
             contract::graph_spec(&self.manifest, graph).expect("every graph name has a contract");
         contract::check_session(&spec, &session).map_err(|source| ModelError::Contract {
             path: path.clone(),
             source,
         })?;
-        Ok(session)
+        Ok((session, placement))
     }
 
     /// Loads every graph and checks it against the contract.
@@ -338,103 +302,6 @@ impl ModelDir {
             self.load_checked(environment, graph)?;
         }
         Ok(())
-    }
-}
-
-/// ONNX Runtime graph optimisers to leave out for `graph` on the CPU
-/// (`optimization.disable_specified_optimizers`).
-///
-/// The image encoder: `MatMulAddFusion` turns every MatMul + bias Add into a Gemm,
-/// which on the CPU first broadcasts the bias into the whole output and then
-/// accumulates into it. On the encoder's large activations (65,536 x 96 tokens at
-/// 1024 input) that extra pass over memory made the 2-core CPU encoder ~5% slower
-/// (interleaved runs of the same graph, medians 987 vs 942 ms at 1024) than the
-/// MatMul with its bias added by the next fused kernel (BiasGelu) or a plain Add.
-/// The other graphs gain nothing from it (the mask decoder loses on its small
-/// matmuls) and keep every optimiser, as do GPU sessions.
-pub fn cpu_disabled_optimizers(graph: &str) -> Option<&'static str> {
-    match graph {
-        "image_encoder" => Some("MatMulAddFusion"),
-        _ => None,
-    }
-}
-
-/// Adds the requested GPU provider to `builder` (strict: registration errors
-/// are returned). `Ok(None)`: the CPU was requested.
-fn register_provider(
-    builder: ort::session::builder::SessionBuilder,
-    provider: ExecutionProvider,
-    #[allow(unused_variables)] gpu: &GpuOptions,
-) -> Result<Option<ort::session::builder::SessionBuilder>, String> {
-    match provider {
-        ExecutionProvider::Cpu => {
-            drop(builder);
-            Ok(None)
-        }
-        #[cfg(feature = "cuda")]
-        ExecutionProvider::Cuda { device_id } => check_provider_libraries("cuda").and_then(|()| {
-            builder
-                .with_execution_providers([cuda_provider(device_id, gpu)])
-                .map(Some)
-                .map_err(|e| e.to_string())
-        }),
-        #[cfg(feature = "tensorrt")]
-        ExecutionProvider::TensorRt { device_id } => check_provider_libraries("tensorrt")
-            .and_then(|()| check_provider_libraries("cuda"))
-            .and_then(|()| {
-                let mut trt = ort::ep::TensorRT::default()
-                    .with_device_id(device_id)
-                    .with_fp16(gpu.trt_fp16);
-                if let Some(dir) = &gpu.trt_engine_cache {
-                    trt = trt
-                        .with_engine_cache(true)
-                        .with_engine_cache_path(dir.display());
-                }
-                builder
-                    .with_execution_providers([
-                        trt.build().error_on_failure(),
-                        cuda_provider(device_id, gpu),
-                    ])
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            }),
-        #[allow(unreachable_patterns)]
-        other => {
-            drop(builder);
-            Err(format!(
-                "this build has no {} support (rebuild with `cargo build --features {}`)",
-                other.name(),
-                other.name()
-            ))
-        }
-    }
-}
-
-/// The CUDA provider with `gpu`'s options.
-#[cfg(feature = "cuda")]
-fn cuda_provider(device_id: i32, gpu: &GpuOptions) -> ort::ep::ExecutionProviderDispatch {
-    use ort::ep::cuda::ConvAlgorithmSearch;
-    let mut cuda = ort::ep::CUDA::default()
-        .with_device_id(device_id)
-        .with_tf32(gpu.tf32)
-        .with_conv_algorithm_search(match gpu.conv_search {
-            ConvSearch::Exhaustive => ConvAlgorithmSearch::Exhaustive,
-            ConvSearch::Heuristic => ConvAlgorithmSearch::Heuristic,
-            ConvSearch::Default => ConvAlgorithmSearch::Default,
-        });
-    if let Some(limit) = gpu.memory_limit {
-        cuda = cuda.with_memory_limit(limit);
-    }
-    cuda.build().error_on_failure()
-}
-
-/// The GPU provider's libraries next to the loaded ONNX Runtime, all there
-/// (see [`super::gpu::check_provider`]).
-#[cfg(feature = "cuda")]
-fn check_provider_libraries(provider: &str) -> Result<(), String> {
-    match super::runtime::loaded_library() {
-        Some(library) => super::gpu::check_provider(&library, provider),
-        None => Ok(()),
     }
 }
 

@@ -1,14 +1,30 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! The four graphs of `models/CONTRACT.md` as typed calls: inputs are passed to
-//! ONNX Runtime as views of the caller's buffers (no copies), outputs are
-//! copied out once.
+//! The four graphs of `models/CONTRACT.md` as typed calls, with the tensors
+//! between them kept on the execution device.
+//!
+//! Every graph runs through an ONNX Runtime I/O binding: image features,
+//! high-resolution features, memory-attention outputs, the decoder's masks and
+//! the memory bank stay where the graphs run (the GPU with the CUDA provider,
+//! the host with the CPU provider: the same code either way, so the default
+//! test suite runs this path). The host sends what it computes (the frame,
+//! prompts, the chosen masks fed back) and reads back only what it decides
+//! with: scores, IoU predictions, object pointers (`C` floats each, blended
+//! with `no_obj_ptr` by the object score on the host) and the one chosen mask
+//! per object ([`Stages::mask_plane`]). Small helper graphs
+//! ([`super::graphs`]) move and convert the bank on the device.
 
-use ort::session::Session;
-use ort::value::TensorRef;
+use std::sync::Arc;
 
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session};
+use ort::value::{DynValue, Tensor, TensorRefMut, Value, ValueTypeMarker};
+
+use super::graphs;
 use super::manifest::{self, Manifest};
-use super::model::{ModelDir, ModelError, SessionOptions};
+use super::model::{ExecutionProvider, ModelDir, ModelError, Placement, SessionOptions};
+use super::session::{Source, load_session};
+use crate::sync::lock;
 
 /// An ONNX Runtime failure while running a graph.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -18,35 +34,53 @@ pub struct StageError {
     pub message: String,
 }
 
-fn stage_err(graph: &'static str) -> impl Fn(ort::Error) -> StageError {
+fn stage_err<E: std::fmt::Display>(graph: &'static str) -> impl Fn(E) -> StageError {
     move |e| StageError {
         graph,
         message: e.to_string(),
     }
 }
 
-/// Outputs of the image encoder for one frame.
-#[derive(Debug, Clone)]
+/// Outputs of the image encoder for one frame, on the execution device.
+#[derive(Debug)]
 pub struct ImageFeatures {
     /// [1, C/8, 4H, 4W]
-    pub high_res_0: Vec<f32>,
+    pub high_res_0: DynValue,
     /// [1, C/4, 2H, 2W]
-    pub high_res_1: Vec<f32>,
+    pub high_res_1: DynValue,
     /// [1, C, H, W]
-    pub vision_feat: Vec<f32>,
+    pub vision_feat: DynValue,
     /// [1, C, H, W]
-    pub vision_pos: Vec<f32>,
+    pub vision_pos: DynValue,
 }
 
-/// Batched memory-attention inputs (see CONTRACT.md); `nm`, `p` are the padded
-/// slot counts shared by the batch.
+/// One stored memory (`maskmem_features` [HW, Cm] of one object on one
+/// frame) on the execution device, in bf16 as the official predictor keeps
+/// it: row `index` of the memory encoder's batch output, shared by the
+/// objects encoded together and freed when the last of them is dropped.
+#[derive(Debug, Clone)]
+pub struct StoredMemory {
+    batch: Arc<DynValue>,
+    index: usize,
+    bytes: usize,
+}
+
+impl StoredMemory {
+    /// Bytes of this memory's features (bf16).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Memory-attention inputs of one object (see CONTRACT.md); `nm`, `p` are
+/// the slot counts.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBatch {
     pub batch: usize,
     pub nm: usize,
     pub p: usize,
-    /// [B, Nm, HW, Cm]
-    pub memory: Vec<f32>,
+    /// [B, Nm]: the memory of each slot; None: padding (zeros, not valid)
+    pub slots: Vec<Option<StoredMemory>>,
     /// [B, Nm]
     pub tpos_index: Vec<i64>,
     /// [B, Nm]
@@ -75,10 +109,10 @@ pub struct PromptBatch {
 }
 
 /// Decoder outputs for a batch of B objects.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DecoderOutput {
-    /// [B, 4, L, L]
-    pub masks: Vec<f32>,
+    /// [B, 4, L, L] on the execution device: read with [`Stages::mask_plane`]
+    pub masks: DynValue,
     /// [B, 4]
     pub iou: Vec<f32>,
     /// [B, 4, C]
@@ -138,83 +172,345 @@ impl StageTimes {
     }
 }
 
-/// The loaded graphs of one model.
-pub struct Stages {
-    pub dims: Dims,
-    image_encoder: Session,
-    memory_attention: Session,
-    mask_decoder: Session,
-    memory_encoder: Session,
-    times: StageTimes,
+/// Where the tensors between graphs live.
+struct Device {
+    /// The execution device's memory (the host's with the CPU provider).
+    info: MemoryInfo<'static>,
+    /// Host memory, for what the host reads.
+    host: MemoryInfo<'static>,
+    allocator: Allocator,
+    /// "cpu" or "cuda:N".
+    name: String,
 }
 
-fn shape(dims: &[usize]) -> Vec<i64> {
-    dims.iter().map(|d| *d as i64).collect()
+impl Device {
+    fn host_only() -> Result<Self, ort::Error> {
+        let host = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )?;
+        Ok(Device {
+            info: host.clone(),
+            host,
+            allocator: Allocator::default(),
+            name: "cpu".into(),
+        })
+    }
+
+    /// The CUDA device `device_id`, with an allocator of `session`'s.
+    fn cuda(session: &Session, device_id: i32) -> Result<Self, ort::Error> {
+        let info = MemoryInfo::new(
+            AllocationDevice::CUDA,
+            device_id,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )?;
+        let allocator = Allocator::new(session, info.clone())?;
+        Ok(Device {
+            info,
+            allocator,
+            name: format!("cuda:{device_id}"),
+            ..Device::host_only()?
+        })
+    }
 }
 
-fn view<'a, T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
+/// Where an output goes.
+enum Out<'a> {
+    /// A new tensor on the execution device.
+    Device,
+    /// A new tensor in host memory.
+    Host,
+    /// A region of an existing device tensor.
+    Into(TensorRefMut<'a, f32>),
+}
+
+/// A session with its I/O binding; inputs and outputs are bound anew for
+/// each run (a kept output binding would make ONNX Runtime write the next
+/// run's result into the buffer a previous result still lives in).
+struct Graph {
+    name: &'static str,
+    session: Session,
+    binding: IoBinding,
+}
+
+impl Graph {
+    fn new(name: &'static str, session: Session) -> Result<Self, ModelError> {
+        let binding = session
+            .create_binding()
+            .map_err(|e| ModelError::GraphLoad {
+                graph: name,
+                path: Default::default(),
+                message: e.to_string(),
+            })?;
+        Ok(Graph {
+            name,
+            session,
+            binding,
+        })
+    }
+
+    fn input<T: ValueTypeMarker + ?Sized>(
+        &mut self,
+        name: &str,
+        value: &Value<T>,
+    ) -> Result<(), StageError> {
+        self.binding
+            .bind_input(name, value)
+            .map_err(stage_err(self.name))
+    }
+
+    fn output(&mut self, name: &str, out: Out<'_>, device: &Device) -> Result<(), StageError> {
+        match out {
+            Out::Device => self.binding.bind_output_to_device(name, &device.info),
+            Out::Host => self.binding.bind_output_to_device(name, &device.host),
+            Out::Into(view) => self.binding.bind_output(name, view),
+        }
+        .map_err(stage_err(self.name))
+    }
+
+    /// Runs with what was bound since the last run; returns the outputs by name.
+    fn run(&mut self, names: &[&str]) -> Result<Vec<DynValue>, StageError> {
+        let mut out = self
+            .session
+            .run_binding(&self.binding)
+            .map_err(stage_err(self.name))?;
+        let values = names
+            .iter()
+            .map(|n| {
+                out.remove(n).ok_or_else(|| StageError {
+                    graph: self.name,
+                    message: format!("no output {n}"),
+                })
+            })
+            .collect();
+        drop(out);
+        self.binding.clear();
+        values
+    }
+}
+
+/// A host tensor of `dims` owning `data` (bound without a copy on the CPU;
+/// ONNX Runtime copies it to the device otherwise).
+fn host<T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
     graph: &'static str,
     dims: &[usize],
-    data: &'a [T],
-) -> Result<TensorRef<'a, T>, StageError> {
+    data: Vec<T>,
+) -> Result<Tensor<T>, StageError> {
     debug_assert_eq!(
         dims.iter().product::<usize>(),
         data.len(),
         "{graph} input size"
     );
-    TensorRef::from_array_view((shape(dims), data)).map_err(stage_err(graph))
+    Tensor::from_array((dims.to_vec(), data)).map_err(stage_err(graph))
 }
 
-fn take(
-    graph: &'static str,
-    outputs: &ort::session::SessionOutputs<'_>,
-    name: &str,
-) -> Result<Vec<f32>, StageError> {
-    let (_, data) = outputs[name]
+/// Host floats of a tensor in host memory.
+fn read(graph: &'static str, value: &DynValue) -> Result<Vec<f32>, StageError> {
+    let (_, data) = value
         .try_extract_tensor::<f32>()
         .map_err(stage_err(graph))?;
     Ok(data.to_vec())
 }
 
-/// Runs graph `$graph` (`self.$session`) on `$inputs`, adding its time to
-/// `self.times.$slot`.
-macro_rules! run_timed {
-    ($self:ident, $session:ident, $slot:ident, $graph:expr, $inputs:expr) => {{
+/// The region of `base` (f32, on its device) of shape `dims` starting at
+/// element `offset`.
+fn region<'a>(
+    graph: &'static str,
+    base: &'a mut Tensor<f32>,
+    offset: usize,
+    dims: &[usize],
+) -> Result<TensorRefMut<'a, f32>, StageError> {
+    let len: usize = dims.iter().product();
+    assert!(
+        offset + len <= base.shape().num_elements(),
+        "{graph}: region {offset}+{len} outside its tensor"
+    );
+    let info = base.memory_info().to_owned();
+    // Device memory is not dereferenced here: only the address moves.
+    let ptr = base
+        .data_ptr_mut()
+        .cast::<u8>()
+        .wrapping_add(offset * std::mem::size_of::<f32>())
+        .cast();
+    // SAFETY: `ptr` lies inside `base`'s buffer (checked above), on the
+    // device `info` names, and the view borrows `base` mutably for its life.
+    unsafe {
+        TensorRefMut::from_raw(
+            info,
+            ptr,
+            ort::value::Shape::new(dims.iter().map(|d| *d as i64)),
+        )
+    }
+    .map_err(stage_err(graph))
+}
+
+/// Runs graph `$graph` (a [`Graph`] field) adding its time to
+/// `self.times.$slot`; `$main`: counted in `runs`.
+macro_rules! timed {
+    ($self:ident, $slot:ident, $main:expr, $body:expr) => {{
         let start = std::time::Instant::now();
-        let out = $self.$session.run($inputs).map_err(stage_err($graph));
+        let out = $body;
         $self.times.$slot += start.elapsed();
-        $self.times.runs += 1;
+        if $main {
+            $self.times.runs += 1;
+        }
         out
     }};
 }
 
+/// The loaded graphs of one model, and the helper graphs that keep their
+/// tensors on the execution device.
+pub struct Stages {
+    pub dims: Dims,
+    device: Device,
+    image_encoder: Graph,
+    memory_attention: Graph,
+    mask_decoder: Graph,
+    memory_encoder: Graph,
+    to_bf16: Graph,
+    slot_f32: Graph,
+    mask_plane: Graph,
+    add_bias: Graph,
+    /// bf16 zeros [1, HW, Cm]: what a padding slot of the memory holds.
+    zero_memory: StoredMemory,
+    /// Device tensors kept for reuse (memory-attention inputs and outputs).
+    pool: Vec<Tensor<f32>>,
+    placements: Vec<(&'static str, Placement)>,
+    times: StageTimes,
+}
+
 impl Stages {
-    /// Loads the four graphs and checks them against the contract.
+    /// Loads the four graphs (checked against the contract) and the helper
+    /// graphs, on `options`' provider.
     pub fn load(
         model: &ModelDir,
         environment: &ort::environment::Environment,
         options: &SessionOptions,
     ) -> Result<Self, ModelError> {
-        Ok(Stages {
-            dims: Dims::of(model.manifest()),
-            image_encoder: model.load_checked_with(
+        let dims = Dims::of(model.manifest());
+        let mut placements = Vec::new();
+        let fallbacks_before = model.fallbacks().len();
+        let mut main = |graph: &'static str, options: &SessionOptions| {
+            let (session, placement) = model.load_placed(environment, graph, options)?;
+            placements.push((graph, placement));
+            Graph::new(graph, session)
+        };
+        let image_encoder = main(manifest::IMAGE_ENCODER, options)?;
+        // The image encoder's provider decides where tensors live: with a CPU
+        // fallback every graph (helpers included) runs on the CPU.
+        let on_gpu = match options.provider {
+            ExecutionProvider::Cpu => None,
+            ExecutionProvider::Cuda { device_id } | ExecutionProvider::TensorRt { device_id } => {
+                (model.fallbacks().len() == fallbacks_before).then_some(device_id)
+            }
+        };
+        let options = &match on_gpu {
+            Some(_) => options.clone(),
+            None => SessionOptions {
+                provider: ExecutionProvider::Cpu,
+                ..options.clone()
+            },
+        };
+        let memory_attention = main(manifest::MEMORY_ATTENTION, options)?;
+        let mask_decoder = main(manifest::MASK_DECODER, options)?;
+        let memory_encoder = main(manifest::MEMORY_ENCODER, options)?;
+        let device_err = |e: ort::Error| ModelError::GraphLoad {
+            graph: manifest::IMAGE_ENCODER,
+            path: model.graph_path(manifest::IMAGE_ENCODER),
+            message: format!("cannot allocate on the execution device: {e}"),
+        };
+        let device = match on_gpu {
+            Some(id) => Device::cuda(&image_encoder.session, id).map_err(device_err)?,
+            None => Device::host_only().map_err(device_err)?,
+        };
+        // Helper graphs: not part of the model, always there. TensorRT would
+        // build an engine for each; they run on CUDA.
+        let helper_options = SessionOptions {
+            provider: match options.provider {
+                ExecutionProvider::TensorRt { device_id } => ExecutionProvider::Cuda { device_id },
+                other => other,
+            },
+            ..options.clone()
+        };
+        let no_fallbacks = std::sync::Mutex::new(Vec::new());
+        let mut helper = |name: &'static str, bytes: Vec<u8>| {
+            let (session, placement) = load_session(
                 environment,
-                manifest::IMAGE_ENCODER,
-                options,
-            )?,
-            memory_attention: model.load_checked_with(
-                environment,
-                manifest::MEMORY_ATTENTION,
-                options,
-            )?,
-            mask_decoder: model.load_checked_with(environment, manifest::MASK_DECODER, options)?,
-            memory_encoder: model.load_checked_with(
-                environment,
-                manifest::MEMORY_ENCODER,
-                options,
-            )?,
+                name,
+                Source::Memory(&bytes),
+                &helper_options,
+                &no_fallbacks,
+            )?;
+            placements.push((name, placement));
+            Graph::new(name, session)
+        };
+        let to_bf16 = helper(graphs::TO_BF16, graphs::to_bf16())?;
+        let slot_f32 = helper(graphs::SLOT_F32, graphs::slot_f32())?;
+        let mask_plane = helper(graphs::MASK_PLANE, graphs::mask_plane())?;
+        let add_bias = helper(graphs::ADD_CHANNEL_BIAS, graphs::add_channel_bias())?;
+        if let Some(reason) = lock(&no_fallbacks).first() {
+            return Err(ModelError::Provider {
+                provider: options.provider.name(),
+                graph: graphs::TO_BF16,
+                reason: reason.clone(),
+            });
+        }
+        let mut stages = Stages {
+            dims,
+            device,
+            image_encoder,
+            memory_attention,
+            mask_decoder,
+            memory_encoder,
+            to_bf16,
+            slot_f32,
+            mask_plane,
+            add_bias,
+            zero_memory: StoredMemory {
+                batch: Arc::new(
+                    Tensor::<f32>::from_array(([1usize], vec![0.0]))
+                        .unwrap()
+                        .into_dyn(),
+                ),
+                index: 0,
+                bytes: 0,
+            },
+            pool: Vec::new(),
+            placements,
             times: StageTimes::default(),
-        })
+        };
+        let hw_cm = dims.hw() * dims.cm;
+        stages.zero_memory = stages
+            .store_bf16(
+                host(graphs::TO_BF16, &[1, dims.hw(), dims.cm], vec![0f32; hw_cm])
+                    .map_err(|e| ModelError::GraphLoad {
+                        graph: graphs::TO_BF16,
+                        path: Default::default(),
+                        message: e.to_string(),
+                    })?
+                    .into_dyn(),
+            )
+            .map_err(|e| ModelError::GraphLoad {
+                graph: graphs::TO_BF16,
+                path: Default::default(),
+                message: e.to_string(),
+            })?
+            .remove(0);
+        stages.times = StageTimes::default();
+        Ok(stages)
+    }
+
+    /// Where the tensors between graphs live: "cpu" or "cuda:N".
+    pub fn device(&self) -> &str {
+        &self.device.name
+    }
+
+    /// Where ONNX Runtime placed each graph's nodes (model graphs, then helpers).
+    pub fn placements(&self) -> &[(&'static str, Placement)] {
+        &self.placements
     }
 
     /// Returns the graph times gathered so far and starts again from zero.
@@ -222,95 +518,349 @@ impl Stages {
         std::mem::take(&mut self.times)
     }
 
+    /// A device tensor of `dims` (uninitialised), reused when one is pooled.
+    fn pooled(&mut self, graph: &'static str, dims: &[usize]) -> Result<Tensor<f32>, StageError> {
+        let want: Vec<i64> = dims.iter().map(|d| *d as i64).collect();
+        if let Some(i) = self.pool.iter().position(|t| **t.shape() == *want) {
+            return Ok(self.pool.swap_remove(i));
+        }
+        Tensor::<f32>::new(&self.device.allocator, dims.to_vec()).map_err(stage_err(graph))
+    }
+
+    /// Gives a tensor from [`Stages::pooled`] back (a few are kept).
+    pub fn recycle(&mut self, tensor: Tensor<f32>) {
+        if self.pool.len() < 4 {
+            self.pool.push(tensor);
+        }
+    }
+
     /// `image`: [1, 3, S, S] normalised RGB.
-    pub fn encode_image(&mut self, image: &[f32]) -> Result<ImageFeatures, StageError> {
+    pub fn encode_image(&mut self, image: Vec<f32>) -> Result<ImageFeatures, StageError> {
         const G: &str = manifest::IMAGE_ENCODER;
         let d = self.dims;
-        let input = view(G, &[1, 3, d.s, d.s], image)?;
-        let out = run_timed!(
+        let input = host(G, &[1, 3, d.s, d.s], image)?;
+        let g = &mut self.image_encoder;
+        g.input("image", &input)?;
+        for name in OUT_IMAGE {
+            g.output(name, Out::Device, &self.device)?;
+        }
+        let mut out = timed!(
             self,
             image_encoder,
-            image_encoder,
-            G,
-            ort::inputs!["image" => input]
+            true,
+            self.image_encoder.run(&OUT_IMAGE)
         )?;
+        let mut next = || out.remove(0);
         Ok(ImageFeatures {
-            high_res_0: take(G, &out, "high_res_feat_0")?,
-            high_res_1: take(G, &out, "high_res_feat_1")?,
-            vision_feat: take(G, &out, "vision_feat")?,
-            vision_pos: take(G, &out, "vision_pos")?,
+            high_res_0: next(),
+            high_res_1: next(),
+            vision_feat: next(),
+            vision_pos: next(),
         })
     }
 
-    /// Returns `pix_feat_with_mem` [B, C, H, W].
+    /// `vision_feat + no_mem_embed` [1, C, H, W]: the features of a frame
+    /// conditioned on no memory (`no_mem_embed`: C values).
+    pub fn no_memory_features(
+        &mut self,
+        features: &ImageFeatures,
+        no_mem_embed: &[f32],
+    ) -> Result<DynValue, StageError> {
+        const G: &str = graphs::ADD_CHANNEL_BIAS;
+        let bias = host(G, &[1, self.dims.c, 1, 1], no_mem_embed.to_vec())?;
+        let g = &mut self.add_bias;
+        g.input("x", &features.vision_feat)?;
+        g.input("bias", &bias)?;
+        g.output("y", Out::Device, &self.device)?;
+        let mut out = timed!(self, memory_attention, false, self.add_bias.run(&["y"]))?;
+        Ok(out.remove(0))
+    }
+
+    /// Copies stored memory `m` (or zeros) into `into`, widened to f32.
+    fn fill_slot(
+        &mut self,
+        m: Option<&StoredMemory>,
+        into: TensorRefMut<'_, f32>,
+    ) -> Result<(), StageError> {
+        const G: &str = graphs::SLOT_F32;
+        let m = m.unwrap_or(&self.zero_memory).clone();
+        let index = host(G, &[1], vec![m.index as i64])?;
+        let g = &mut self.slot_f32;
+        g.input("data", &*m.batch)?;
+        g.input("index", &index)?;
+        g.output("y", Out::Into(into), &self.device)?;
+        timed!(self, memory_attention, false, self.slot_f32.run(&["y"]))?;
+        Ok(())
+    }
+
+    /// Memory attention of each object of `objects` (one [`MemoryBatch`] of
+    /// one object each); returns `pix_feat_with_mem` [N, C, H, W] on the
+    /// device, from the pool: give it back with [`Stages::recycle`].
     pub fn attend(
         &mut self,
         features: &ImageFeatures,
-        m: &MemoryBatch,
-    ) -> Result<Vec<f32>, StageError> {
+        objects: &[MemoryBatch],
+    ) -> Result<Tensor<f32>, StageError> {
         const G: &str = manifest::MEMORY_ATTENTION;
         let d = self.dims;
-        let feat = [1, d.c, d.h, d.h];
-        let inputs = ort::inputs![
-            "vision_feat" => view(G, &feat, &features.vision_feat)?,
-            "vision_pos" => view(G, &feat, &features.vision_pos)?,
-            "memory" => view(G, &[m.batch, m.nm, d.hw(), d.cm], &m.memory)?,
-            "memory_tpos_index" => view(G, &[m.batch, m.nm], &m.tpos_index)?,
-            "memory_valid" => view(G, &[m.batch, m.nm], &m.memory_valid)?,
-            "obj_ptrs" => view(G, &[m.batch, m.p, d.c], &m.obj_ptrs)?,
-            "obj_ptr_tpos" => view(G, &[m.batch, m.p], &m.obj_ptr_tpos)?,
-            "obj_ptr_valid" => view(G, &[m.batch, m.p], &m.obj_ptr_valid)?,
-        ];
-        let out = run_timed!(self, memory_attention, memory_attention, G, inputs)?;
-        take(G, &out, "pix_feat_with_mem")
+        let per_object = d.c * d.hw();
+        let mut out = self.pooled(G, &[objects.len(), d.c, d.h, d.h])?;
+        for (k, m) in objects.iter().enumerate() {
+            assert_eq!(m.batch, 1, "memory attention runs one object at a time");
+            let slot = d.hw() * d.cm;
+            let mut memory = self.pooled(G, &[1, m.nm, d.hw(), d.cm])?;
+            for (s, stored) in m.slots.iter().enumerate() {
+                let into = region(G, &mut memory, s * slot, &[1, d.hw(), d.cm])?;
+                self.fill_slot(stored.as_ref(), into)?;
+            }
+            let small = (
+                host(G, &[1, m.nm], m.tpos_index.clone())?,
+                host(G, &[1, m.nm], m.memory_valid.clone())?,
+                host(G, &[1, m.p, d.c], m.obj_ptrs.clone())?,
+                host(G, &[1, m.p], m.obj_ptr_tpos.clone())?,
+                host(G, &[1, m.p], m.obj_ptr_valid.clone())?,
+            );
+            let g = &mut self.memory_attention;
+            g.input("vision_feat", &features.vision_feat)?;
+            g.input("vision_pos", &features.vision_pos)?;
+            g.input("memory", &memory)?;
+            g.input("memory_tpos_index", &small.0)?;
+            g.input("memory_valid", &small.1)?;
+            g.input("obj_ptrs", &small.2)?;
+            g.input("obj_ptr_tpos", &small.3)?;
+            g.input("obj_ptr_valid", &small.4)?;
+            let into = region(G, &mut out, k * per_object, &[1, d.c, d.h, d.h])?;
+            g.output("pix_feat_with_mem", Out::Into(into), &self.device)?;
+            let run = timed!(
+                self,
+                memory_attention,
+                true,
+                self.memory_attention.run(&["pix_feat_with_mem"])
+            );
+            self.recycle(memory);
+            run?;
+        }
+        Ok(out)
     }
 
-    /// `image_embed`: [B, C, H, W].
-    pub fn decode(
+    /// `image_embed`: [B, C, H, W] on the device.
+    pub fn decode<T: ValueTypeMarker + ?Sized>(
         &mut self,
         features: &ImageFeatures,
-        image_embed: &[f32],
-        p: &PromptBatch,
+        image_embed: &Value<T>,
+        p: PromptBatch,
     ) -> Result<DecoderOutput, StageError> {
         const G: &str = manifest::MASK_DECODER;
         let d = self.dims;
         let b = p.batch;
-        let inputs = ort::inputs![
-            "image_embed" => view(G, &[b, d.c, d.h, d.h], image_embed)?,
-            "high_res_feat_0" => view(G, &[1, d.c0, 4 * d.h, 4 * d.h], &features.high_res_0)?,
-            "high_res_feat_1" => view(G, &[1, d.c1, 2 * d.h, 2 * d.h], &features.high_res_1)?,
-            "point_coords" => view(G, &[b, p.n, 2], &p.coords)?,
-            "point_labels" => view(G, &[b, p.n], &p.labels)?,
-            "mask_input" => view(G, &[b, 1, d.l, d.l], &p.mask_input)?,
-            "has_mask_input" => view(G, &[b], &p.has_mask_input)?,
-        ];
-        let out = run_timed!(self, mask_decoder, mask_decoder, G, inputs)?;
+        let coords = host(G, &[b, p.n, 2], p.coords)?;
+        let labels = host(G, &[b, p.n], p.labels)?;
+        let mask_input = host(G, &[b, 1, d.l, d.l], p.mask_input)?;
+        let has_mask = host(G, &[b], p.has_mask_input)?;
+        let g = &mut self.mask_decoder;
+        g.input("image_embed", image_embed)?;
+        g.input("high_res_feat_0", &features.high_res_0)?;
+        g.input("high_res_feat_1", &features.high_res_1)?;
+        g.input("point_coords", &coords)?;
+        g.input("point_labels", &labels)?;
+        g.input("mask_input", &mask_input)?;
+        g.input("has_mask_input", &has_mask)?;
+        g.output("masks", Out::Device, &self.device)?;
+        for name in ["iou_pred", "obj_ptr", "object_score_logits"] {
+            g.output(name, Out::Host, &self.device)?;
+        }
+        let out = timed!(
+            self,
+            mask_decoder,
+            true,
+            self.mask_decoder
+                .run(&["masks", "iou_pred", "obj_ptr", "object_score_logits"])
+        )?;
+        let [masks, iou, obj_ptr, score] = <[DynValue; 4]>::try_from(out).expect("4 outputs");
         Ok(DecoderOutput {
-            masks: take(G, &out, "masks")?,
-            iou: take(G, &out, "iou_pred")?,
-            obj_ptr: take(G, &out, "obj_ptr")?,
-            object_score: take(G, &out, "object_score_logits")?,
+            masks,
+            iou: read(G, &iou)?,
+            obj_ptr: read(G, &obj_ptr)?,
+            object_score: read(G, &score)?,
         })
     }
 
-    /// Returns `maskmem_features` [B, HW, Cm]; `masks`: [B, 1, L, L].
+    /// Mask `t` of object `b` of a decoder output: L×L logits, read to the host.
+    pub fn mask_plane(
+        &mut self,
+        dec: &DecoderOutput,
+        b: usize,
+        t: usize,
+    ) -> Result<Vec<f32>, StageError> {
+        const G: &str = graphs::MASK_PLANE;
+        let bi = host(G, &[1], vec![b as i64])?;
+        let ti = host(G, &[1], vec![t as i64])?;
+        let g = &mut self.mask_plane;
+        g.input("data", &dec.masks)?;
+        g.input("b", &bi)?;
+        g.input("t", &ti)?;
+        g.output("y", Out::Host, &self.device)?;
+        let out = timed!(self, mask_decoder, false, self.mask_plane.run(&["y"]))?;
+        read(G, &out[0])
+    }
+
+    /// bf16 copies of `x` [B, HW, Cm] (on the device), one per row.
+    fn store_bf16(&mut self, x: DynValue) -> Result<Vec<StoredMemory>, StageError> {
+        let d = self.dims;
+        let g = &mut self.to_bf16;
+        g.input("x", &x)?;
+        g.output("y", Out::Device, &self.device)?;
+        let out = timed!(self, memory_encoder, false, self.to_bf16.run(&["y"]))?;
+        let rows = x.shape().first().copied().unwrap_or(0) as usize;
+        let batch = Arc::new(out.into_iter().next().expect("one output"));
+        Ok((0..rows)
+            .map(|index| StoredMemory {
+                batch: Arc::clone(&batch),
+                index,
+                bytes: d.hw() * d.cm * 2,
+            })
+            .collect())
+    }
+
+    /// The memories of `b` objects (`masks`: [B, 1, L, L]), stored on the device.
     pub fn encode_memory(
         &mut self,
         features: &ImageFeatures,
-        masks: &[f32],
-        is_mask_from_pts: &[f32],
-        object_score: &[f32],
-    ) -> Result<Vec<f32>, StageError> {
+        masks: Vec<f32>,
+        is_mask_from_pts: Vec<f32>,
+        object_score: Vec<f32>,
+    ) -> Result<Vec<StoredMemory>, StageError> {
         const G: &str = manifest::MEMORY_ENCODER;
         let d = self.dims;
         let b = is_mask_from_pts.len();
-        let inputs = ort::inputs![
-            "vision_feat" => view(G, &[1, d.c, d.h, d.h], &features.vision_feat)?,
-            "masks" => view(G, &[b, 1, d.l, d.l], masks)?,
-            "is_mask_from_pts" => view(G, &[b], is_mask_from_pts)?,
-            "object_score_logits" => view(G, &[b, 1], object_score)?,
-        ];
-        let out = run_timed!(self, memory_encoder, memory_encoder, G, inputs)?;
-        take(G, &out, "maskmem_features")
+        let masks = host(G, &[b, 1, d.l, d.l], masks)?;
+        let flags = host(G, &[b], is_mask_from_pts)?;
+        let scores = host(G, &[b, 1], object_score)?;
+        let g = &mut self.memory_encoder;
+        g.input("vision_feat", &features.vision_feat)?;
+        g.input("masks", &masks)?;
+        g.input("is_mask_from_pts", &flags)?;
+        g.input("object_score_logits", &scores)?;
+        g.output("maskmem_features", Out::Device, &self.device)?;
+        let mut out = timed!(
+            self,
+            memory_encoder,
+            true,
+            self.memory_encoder.run(&["maskmem_features"])
+        )?;
+        self.store_bf16(out.remove(0))
+    }
+}
+
+const OUT_IMAGE: [&str; 4] = [
+    "high_res_feat_0",
+    "high_res_feat_1",
+    "vision_feat",
+    "vision_pos",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ops, runtime};
+
+    const MICRO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/micro");
+
+    fn stages() -> (Arc<runtime::OrtRuntime>, Stages) {
+        let rt = runtime::acquire(None)
+            .unwrap_or_else(|e| panic!("ONNX Runtime does not load (run scripts/setup.sh): {e}"));
+        let model = ModelDir::open(std::path::Path::new(MICRO)).expect("micro model");
+        let stages =
+            Stages::load(&model, rt.environment(), &SessionOptions::default()).expect("loads");
+        (rt, stages)
+    }
+
+    fn host_floats(t: &Tensor<f32>) -> Vec<f32> {
+        t.try_extract_tensor::<f32>().unwrap().1.to_vec()
+    }
+
+    /// The bank's helper graphs: memories are stored as bf16 rounded to
+    /// nearest even (as torch's `.to(torch.bfloat16)`, which the engine's own
+    /// `ops::f32_to_bf16` matches) and come back exactly, each in its slot;
+    /// padding slots hold zeros.
+    #[test]
+    fn memories_round_to_bf16_and_fill_their_slots() {
+        let (_rt, mut st) = stages();
+        assert_eq!(st.device(), "cpu");
+        let d = st.dims;
+        let n = d.hw() * d.cm;
+        let mut x: Vec<f32> = (0..2 * n)
+            .map(|i| ((i as f32 * 0.7311).sin() * 1000.0) / (1.0 + (i % 13) as f32))
+            .collect();
+        // ties: 1 + 1/256 rounds down to 1 (even), 1 + 3/256 up to 1 + 4/256
+        x[..6].copy_from_slice(&[1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -2.5, 0.0, 1e-40, 3e38]);
+        let stored = st
+            .store_bf16(
+                host("test", &[2, d.hw(), d.cm], x.clone())
+                    .unwrap()
+                    .into_dyn(),
+            )
+            .unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[1].bytes(), n * 2);
+        let mut slots = st.pooled("test", &[1, 3, d.hw(), d.cm]).unwrap();
+        for (s, m) in [Some(&stored[1]), None, Some(&stored[0])]
+            .into_iter()
+            .enumerate()
+        {
+            let into = region("test", &mut slots, s * n, &[1, d.hw(), d.cm]).unwrap();
+            st.fill_slot(m, into).unwrap();
+        }
+        let got = host_floats(&slots);
+        let want = |v: f32| ops::bf16_to_f32(ops::f32_to_bf16(v));
+        assert_eq!(
+            got[0..n],
+            x[n..].iter().map(|v| want(*v)).collect::<Vec<_>>()[..]
+        );
+        assert!(got[n..2 * n].iter().all(|v| *v == 0.0));
+        assert_eq!(
+            got[2 * n..],
+            x[..n].iter().map(|v| want(*v)).collect::<Vec<_>>()[..]
+        );
+        assert_eq!(got[2 * n..2 * n + 2], [1.0, 1.0 + 4.0 / 256.0]);
+    }
+
+    /// The host reads exactly the chosen mask of a decoder output.
+    #[test]
+    fn mask_plane_reads_one_mask() {
+        let (_rt, mut st) = stages();
+        let (b, t, ll) = (3, 4, 5 * 5);
+        let data: Vec<f32> = (0..b * t * ll).map(|i| i as f32).collect();
+        let dec = DecoderOutput {
+            masks: host("test", &[b, t, 5, 5], data).unwrap().into_dyn(),
+            iou: Vec::new(),
+            obj_ptr: Vec::new(),
+            object_score: Vec::new(),
+        };
+        let plane = st.mask_plane(&dec, 2, 1).unwrap();
+        let first = ((2 * t + 1) * ll) as f32;
+        assert_eq!(plane, (0..ll).map(|i| first + i as f32).collect::<Vec<_>>());
+    }
+
+    /// Object features `vision_feat + no_mem_embed` per channel.
+    #[test]
+    fn channel_bias_is_added_per_channel() {
+        let (_rt, mut st) = stages();
+        let d = st.dims;
+        let x: Vec<f32> = (0..d.c * d.hw()).map(|i| i as f32 * 0.5).collect();
+        let bias: Vec<f32> = (0..d.c).map(|c| c as f32 * 100.0).collect();
+        let features = ImageFeatures {
+            high_res_0: host("t", &[1], vec![0f32]).unwrap().into_dyn(),
+            high_res_1: host("t", &[1], vec![0f32]).unwrap().into_dyn(),
+            vision_feat: host("t", &[1, d.c, d.h, d.h], x.clone())
+                .unwrap()
+                .into_dyn(),
+            vision_pos: host("t", &[1], vec![0f32]).unwrap().into_dyn(),
+        };
+        let y = st.no_memory_features(&features, &bias).unwrap();
+        let y = y.try_extract_tensor::<f32>().unwrap().1.to_vec();
+        for (i, v) in y.iter().enumerate() {
+            assert_eq!(*v, x[i] + bias[i / d.hw()], "element {i}");
+        }
     }
 }

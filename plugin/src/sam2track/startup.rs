@@ -99,6 +99,7 @@ pub fn load(element: &super::Sam2Track, settings: &Settings) -> Result<Loaded, g
             ["'{}' is set", PROP_FALLBACK]
         );
     }
+    report_placements(element, &stages);
     let tracker =
         Tracker::new(stages, model.manifest(), settings.tracker_config()).map_err(|err| {
             gst::error_msg!(
@@ -155,4 +156,38 @@ fn ort_error_text(err: &runtime::RuntimeError) -> String {
         ),
     };
     format!("{err}. {fix}.")
+}
+
+/// Logs where ONNX Runtime placed each graph's nodes, and warns when nodes
+/// doing real arithmetic fell back to the CPU while the rest runs on a GPU
+/// (each costs copies both ways on every frame).
+fn report_placements(element: &super::Sam2Track, stages: &Stages) {
+    gst::info!(
+        CAT,
+        obj = element,
+        "Tensors between graphs live on {}",
+        stages.device()
+    );
+    for (graph, placement) in stages.placements() {
+        gst::info!(
+            CAT,
+            obj = element,
+            "{graph}: nodes placed on {}",
+            placement.summary()
+        );
+        let heavy = placement.compute_on_cpu();
+        if !heavy.is_empty() {
+            let ops: Vec<String> = heavy.iter().map(|(op, n)| format!("{op} x{n}")).collect();
+            gst::element_warning!(
+                element,
+                gst::LibraryError::Init,
+                (
+                    "Graph {} runs {} on the CPU: the GPU provider has no kernel for them",
+                    graph,
+                    ops.join(", ")
+                ),
+                ["placement: {}", placement.summary()]
+            );
+        }
+    }
 }

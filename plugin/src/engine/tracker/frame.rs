@@ -113,7 +113,7 @@ impl Tracker {
                 image[c * s * s + p] = (x - pp.mean[c]) / pp.std[c];
             }
         }
-        let features = self.stages.encode_image(&image)?;
+        let features = self.stages.encode_image(image)?;
         // Memories of the previous frame's prompts use that frame's features.
         self.flush_pending()?;
         let index = self.next_index;

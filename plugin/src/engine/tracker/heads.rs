@@ -6,7 +6,7 @@
 
 use super::{NO_OBJ_SCORE, Tracker};
 use crate::engine::ops::{self, Plane};
-use crate::engine::stages::DecoderOutput;
+use crate::engine::stages::{DecoderOutput, StageError};
 
 /// Result of the SAM heads for one object on one frame.
 #[derive(Debug, Clone)]
@@ -39,34 +39,50 @@ impl Tracker {
     }
 
     /// The official selection of mask, IoU and pointer for object `b` of a
-    /// decoder batch (`MaskDecoder.forward` + `_forward_sam_heads`).
-    pub(super) fn select(&self, dec: &DecoderOutput, b: usize, multimask: bool) -> HeadOutput {
+    /// decoder batch (`MaskDecoder.forward` + `_forward_sam_heads`); reads the
+    /// chosen mask (and token 0's for the stability test) from the device.
+    pub(super) fn select(
+        &mut self,
+        dec: &DecoderOutput,
+        b: usize,
+        multimask: bool,
+    ) -> Result<HeadOutput, StageError> {
         let d = self.dims;
         let st = &self.settings;
-        let ll = d.l * d.l;
-        let mask = |t: usize| &dec.masks[(b * d.tokens + t) * ll..(b * d.tokens + t + 1) * ll];
         let iou = |t: usize| dec.iou[b * d.tokens + t];
         let ptr = |t: usize| &dec.obj_ptr[(b * d.tokens + t) * d.c..(b * d.tokens + t + 1) * d.c];
         // argmax over the multimask tokens 1..=3 (first maximum, as torch.argmax)
         let best = (2..d.tokens).fold(1, |best, t| if iou(t) > iou(best) { t } else { best });
-        let (mask_t, iou_v, ptr_t) = if multimask {
+        let (mask_t, ptr_t, mask) = if multimask {
             let p = if st.use_multimask_token_for_obj_ptr {
                 best
             } else {
                 0
             };
-            (best, iou(best), p)
-        } else if st.dynamic_multimask_via_stability
-            && ops::stability_score(mask(0), st.dynamic_multimask_stability_delta)
-                < st.dynamic_multimask_stability_thresh
-        {
-            (best, iou(best), 0)
+            (best, p, None)
+        } else if st.dynamic_multimask_via_stability {
+            let delta = st.dynamic_multimask_stability_delta;
+            let thresh = st.dynamic_multimask_stability_thresh;
+            let first = self.stages.mask_plane(dec, b, 0)?;
+            if ops::stability_score(&first, delta) < thresh {
+                (best, 0, None)
+            } else {
+                (0, 0, Some(first))
+            }
         } else {
-            (0, iou(0), 0)
+            (0, 0, None)
         };
+        let st = &self.settings;
+        let iou_v = iou(mask_t);
         let score = dec.object_score[b];
-        let (logits, ptr_v) = if st.pred_obj_scores {
-            let appearing = score > 0.0;
+        let appearing = !st.pred_obj_scores || score > 0.0;
+        let logits = match (appearing, mask) {
+            (false, _) => vec![NO_OBJ_SCORE; d.l * d.l],
+            (true, Some(mask)) => mask,
+            (true, None) => self.stages.mask_plane(dec, b, mask_t)?,
+        };
+        let st = &self.settings;
+        let ptr_v = if st.pred_obj_scores {
             let lambda = if st.soft_no_obj_ptr {
                 ops::sigmoid(score)
             } else if appearing {
@@ -74,21 +90,16 @@ impl Tracker {
             } else {
                 0.0
             };
-            let logits = if appearing {
-                mask(mask_t).to_vec()
-            } else {
-                vec![NO_OBJ_SCORE; ll]
-            };
-            (logits, self.blend_no_obj_ptr(ptr(ptr_t), lambda))
+            self.blend_no_obj_ptr(ptr(ptr_t), lambda)
         } else {
-            (mask(mask_t).to_vec(), ptr(ptr_t).to_vec())
+            ptr(ptr_t).to_vec()
         };
-        HeadOutput {
+        Ok(HeadOutput {
             logits,
             object_score: score,
             iou: iou_v,
             ptr: ptr_v,
-        }
+        })
     }
 }
 

@@ -6,7 +6,6 @@
 //! and dropping those no later frame can read.
 
 use super::{Memory, Object, Tracker};
-use crate::engine::ops;
 use crate::engine::stages::MemoryBatch;
 
 impl Tracker {
@@ -63,7 +62,6 @@ impl Tracker {
     pub(super) fn memory_batch(&self, objs: &[usize], t: u64) -> MemoryBatch {
         let d = self.dims;
         let r = &self.rules;
-        let per = d.hw() * d.cm;
         let signed = self.settings.use_signed_tpos_enc_to_obj_ptrs;
         let t_diff_max = (r.max_ptrs - 1) as f32;
         // per object: (memory refs with tpos index) and (pointer refs with tpos)
@@ -122,7 +120,7 @@ impl Tracker {
             batch: b,
             nm,
             p: np,
-            memory: vec![0.0; b * nm * per],
+            slots: vec![None; b * nm],
             tpos_index: vec![0; b * nm],
             memory_valid: vec![0.0; b * nm],
             obj_ptrs: vec![0.0; b * np * d.c],
@@ -131,10 +129,7 @@ impl Tracker {
         };
         for (k, (m, p)) in mems.iter().zip(&ptrs).enumerate() {
             for (s, (mem, idx)) in m.iter().enumerate() {
-                let dst = &mut batch.memory[(k * nm + s) * per..(k * nm + s + 1) * per];
-                for (x, v) in dst.iter_mut().zip(&mem.features) {
-                    *x = ops::bf16_to_f32(*v);
-                }
+                batch.slots[k * nm + s] = Some(mem.features.clone());
                 batch.tpos_index[k * nm + s] = *idx;
                 batch.memory_valid[k * nm + s] = 1.0;
             }

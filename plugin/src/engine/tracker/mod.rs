@@ -15,8 +15,10 @@
 use std::collections::BTreeMap;
 
 use super::manifest::{self, Manifest, Settings};
-use super::ops::{self, Plane};
-use super::stages::{Dims, ImageFeatures, PromptBatch, StageError, StageTimes, Stages};
+use super::ops::Plane;
+use super::stages::{
+    Dims, ImageFeatures, PromptBatch, StageError, StageTimes, Stages, StoredMemory,
+};
 
 mod frame;
 mod heads;
@@ -160,10 +162,11 @@ pub struct FrameMask {
     pub bbox: Option<[u32; 4]>,
 }
 
-/// A stored memory: bf16 features [HW, Cm] and the object pointer [C].
+/// A stored memory: bf16 features [HW, Cm] (on the execution device) and
+/// the object pointer [C] (host).
 #[derive(Debug, Clone)]
 struct Memory {
-    features: Vec<u16>,
+    features: StoredMemory,
     ptr: Vec<f32>,
 }
 
@@ -205,7 +208,7 @@ impl Object {
         self.cond
             .values()
             .chain(self.non_cond.values())
-            .map(|m| m.features.len() * 2 + m.ptr.len() * 4)
+            .map(|m| m.features.bytes() + m.ptr.len() * 4)
             .sum()
     }
 }
@@ -381,18 +384,11 @@ impl Tracker {
         features: &ImageFeatures,
         outs: &[HeadOutput],
         from_prompts: bool,
-    ) -> Result<Vec<Vec<u16>>, TrackerError> {
+    ) -> Result<Vec<StoredMemory>, TrackerError> {
         let masks: Vec<f32> = outs.iter().flat_map(|o| o.logits.iter().copied()).collect();
         let flags = vec![if from_prompts { 1.0 } else { 0.0 }; outs.len()];
         let scores: Vec<f32> = outs.iter().map(|o| o.object_score).collect();
-        let feats = self
-            .stages
-            .encode_memory(features, &masks, &flags, &scores)?;
-        let per = self.dims.hw() * self.dims.cm;
-        Ok(feats
-            .chunks_exact(per)
-            .map(|c| c.iter().map(|v| ops::f32_to_bf16(*v)).collect())
-            .collect())
+        Ok(self.stages.encode_memory(features, masks, flags, scores)?)
     }
 
     // ----------------------------------------------------------------- prompts
@@ -480,11 +476,11 @@ impl Tracker {
         // Memory attention one object at a time: its work is per object anyway
         // (each attends to its own memory), and one object's attention
         // matrices at a time keep the process's peak memory that of one object.
-        let mut embed = Vec::new();
-        for &i in todo {
-            let batch = self.memory_batch(&[i], cur.index);
-            embed.extend(self.stages.attend(&cur.features, &batch)?);
-        }
+        let batches: Vec<_> = todo
+            .iter()
+            .map(|&i| self.memory_batch(&[i], cur.index))
+            .collect();
+        let embed = self.stages.attend(&cur.features, &batches)?;
         let b = todo.len();
         let l = self.dims.l;
         let prompts = PromptBatch {
@@ -495,9 +491,13 @@ impl Tracker {
             mask_input: vec![0.0; b * l * l],
             has_mask_input: vec![0.0; b],
         };
-        let dec = self.stages.decode(&cur.features, &embed, &prompts)?;
+        let dec = self.stages.decode(&cur.features, &embed, prompts);
+        self.stages.recycle(embed);
+        let dec = dec?;
         let multimask = self.use_multimask(false, 0);
-        let outs: Vec<HeadOutput> = (0..b).map(|k| self.select(&dec, k, multimask)).collect();
+        let outs = (0..b)
+            .map(|k| self.select(&dec, k, multimask))
+            .collect::<Result<Vec<HeadOutput>, _>>()?;
         let feats = self.encode_memories(&cur.features, &outs, false)?;
         for ((i, out), f) in todo.iter().zip(&outs).zip(feats) {
             self.objects[*i].non_cond.insert(
@@ -513,14 +513,10 @@ impl Tracker {
 
     // --------------------------------------------------------------- helpers
 
-    /// `vision_feat + no_mem_embed` ([1, C, H, W]): an initial conditioning frame.
-    fn no_mem_features(&self, f: &ImageFeatures) -> Vec<f32> {
-        let hw = self.dims.hw();
-        f.vision_feat
-            .chunks_exact(hw)
-            .zip(&self.no_mem_embed)
-            .flat_map(|(ch, e)| ch.iter().map(move |v| v + e))
-            .collect()
+    /// `vision_feat + no_mem_embed` ([1, C, H, W], on the device): an
+    /// initial conditioning frame.
+    fn no_mem_features(&mut self, f: &ImageFeatures) -> Result<ort::value::DynValue, StageError> {
+        self.stages.no_memory_features(f, &self.no_mem_embed)
     }
 
     // ----------------------------------------------------------------- output

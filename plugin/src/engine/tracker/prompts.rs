@@ -165,12 +165,6 @@ impl Tracker {
         };
         let cur = self.current.take().ok_or(TrackerError::NoFrame)?;
         let result = (|| {
-            let embed = if is_init {
-                self.no_mem_features(&cur.features)
-            } else {
-                let batch = self.memory_batch(&[oi], cur.index);
-                self.stages.attend(&cur.features, &batch)?
-            };
             let l = self.dims.l;
             let (mask_input, has) = match prev {
                 Some(p) => (
@@ -189,9 +183,18 @@ impl Tracker {
                 mask_input,
                 has_mask_input: vec![has],
             };
-            let dec = self.stages.decode(&cur.features, &embed, &prompts)?;
+            let dec = if is_init {
+                let embed = self.no_mem_features(&cur.features)?;
+                self.stages.decode(&cur.features, &embed, prompts)?
+            } else {
+                let batch = self.memory_batch(&[oi], cur.index);
+                let embed = self.stages.attend(&cur.features, &[batch])?;
+                let dec = self.stages.decode(&cur.features, &embed, prompts);
+                self.stages.recycle(embed);
+                dec?
+            };
             let multimask = self.use_multimask(is_init, points.len());
-            Ok::<_, TrackerError>(self.select(&dec, 0, multimask))
+            Ok::<_, TrackerError>(self.select(&dec, 0, multimask)?)
         })();
         self.current = Some(cur);
         let out = result?;
@@ -276,11 +279,11 @@ impl Tracker {
         };
         let dec = self
             .stages
-            .decode(&cur.features, &cur.features.vision_feat, &prompts);
+            .decode(&cur.features, &cur.features.vision_feat, prompts);
         self.current = Some(cur);
         let dec = dec?;
         // pointer of token 0 with the decoder's occlusion blend, then the mask's own
-        let head = self.select(&dec, 0, false);
+        let head = self.select(&dec, 0, false)?;
         let lambda = if appearing { 1.0 } else { 0.0 };
         let ptr = self.blend_no_obj_ptr(&head.ptr, lambda);
         let out = HeadOutput {
