@@ -138,6 +138,9 @@ pub enum DimEntry {
     Symbolic(String),
 }
 
+/// One graph of the model. Its optional `precision` (`int8-dynamic` from
+/// models/quantize.py, `fp16` / `fp16-emulated` from models/fp16.py) is not
+/// read: those graphs keep the contract's inputs and outputs, which are checked.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GraphEntry {
     /// File name, relative to the model directory.
@@ -397,6 +400,20 @@ mod tests {
         assert_eq!(field_of(e), "graphs.mask_decoder");
         let e = edited(|v| v["graphs"][MEMORY_ENCODER]["file"] = "../x.onnx".into()).unwrap_err();
         assert_eq!(field_of(e), "graphs.memory_encoder.file");
+    }
+
+    #[test]
+    fn graph_precision_is_information_only() {
+        // models/quantize.py and models/fp16.py record how a graph was rewritten;
+        // its inputs and outputs stay those of the contract, so any value loads
+        for precision in ["fp32", "int8-dynamic", "fp16", "fp16-emulated"] {
+            edited(|v| {
+                for name in GRAPH_NAMES {
+                    v["graphs"][name]["precision"] = precision.into();
+                }
+            })
+            .unwrap_or_else(|e| panic!("{precision}: {e}"));
+        }
     }
 
     #[test]
