@@ -11,15 +11,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{fixtures, mask_iou, micro_dir, read_png, require_runtime};
-use gstsam2::engine::model::{ModelDir, SessionOptions};
+use common::golden::{self, Entry, MAX_LOGIT_DIFF, MIN_MASK_IOU, Summary};
+use common::{fixtures, micro_dir, require_runtime, session_options};
+use gstsam2::engine::model::ModelDir;
 use gstsam2::engine::stages::Stages;
-use gstsam2::engine::step::{FrameInput, Prompt};
 use gstsam2::engine::tracker::{Tracker, TrackerConfig};
 use serde_json::Value;
-
-const MIN_MASK_IOU: f64 = 0.99;
-const MAX_LOGIT_DIFF: f32 = 1e-3;
 
 /// Mean mask IoU the int8 micro model must keep against the official fp32
 /// predictor over the golden scenario.
@@ -33,208 +30,49 @@ const FP16_SCORE_BAND: f32 = 0.5;
 /// memory yet: the numerics of one frame, before any memory can diverge).
 const MAX_FP16_FIRST_FRAME_LOGIT_DIFF: f32 = 5e-3;
 
+/// A tracker on the model in `dir`, on the provider SAM2TRACK_TEST_PROVIDER
+/// names (default: the CPU; see `common::session_options`).
 fn tracker(dir: &Path) -> Tracker {
     let rt = require_runtime();
     let model = ModelDir::open(dir).expect("model directory");
-    let stages =
-        Stages::load(&model, rt.environment(), &SessionOptions::default()).expect("graphs load");
+    let stages = Stages::load(&model, rt.environment(), &session_options()).expect("graphs load");
     Tracker::new(stages, model.manifest(), TrackerConfig::default()).expect("tracker")
-}
-
-/// The engine prompt of one golden-scenario prompt.
-fn prompt(p: &Value, dir: &Path) -> Prompt {
-    let id = p["obj_id"].as_u64().unwrap() as u32;
-    let numbers = |key: &str| -> Vec<f32> {
-        p[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|v| match v.as_array() {
-                Some(xy) => xy.iter().map(|c| c.as_f64().unwrap() as f32).collect(),
-                None => vec![v.as_f64().unwrap() as f32],
-            })
-            .collect()
-    };
-    match p["kind"].as_str().unwrap() {
-        "points" => {
-            let labels = numbers("labels");
-            Prompt::Points {
-                id,
-                clicks: numbers("points")
-                    .chunks_exact(2)
-                    .zip(labels)
-                    .map(|(xy, l)| ([xy[0], xy[1]], l == 1.0))
-                    .collect(),
-                bbox: None,
-                clear: true,
-            }
-        }
-        "box" => {
-            let b = numbers("box");
-            Prompt::Points {
-                id,
-                clicks: Vec::new(),
-                bbox: Some([b[0], b[1], b[2], b[3]]),
-                clear: true,
-            }
-        }
-        "mask" => {
-            let (mw, mh, color, data) = read_png(&dir.join(p["file"].as_str().unwrap()));
-            assert_eq!(color, png::ColorType::Grayscale);
-            Prompt::Mask {
-                id,
-                width: mw,
-                height: mh,
-                data: data.iter().map(|v| u8::from(*v > 127)).collect(),
-            }
-        }
-        "remove" => Prompt::Remove { id },
-        other => panic!("unknown prompt kind {other}"),
-    }
-}
-
-/// One frame/object pair of the golden scenario: the engine against the
-/// official predictor.
-struct Entry {
-    frame: u64,
-    id: u32,
-    iou: f64,
-    logit_diff: f32,
-    score: f32,
-    ref_score: f32,
-    pred_iou_diff: f32,
 }
 
 /// Runs the golden scenario with the model in `model` and compares every
 /// frame/object with the official predictor's output.
 fn run_scenario(model: &Path) -> Vec<Entry> {
-    let dir = fixtures().join("golden");
-    let golden: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
-    let bin = std::fs::read(dir.join("golden.bin")).unwrap();
-    let (w, h) = (
-        golden["frame_size"][0].as_u64().unwrap() as usize,
-        golden["frame_size"][1].as_u64().unwrap() as usize,
-    );
-    let scenario = golden["scenario"].as_array().unwrap();
-    let mut tracker = tracker(model);
-    let l = tracker.dims().l;
-    let mut entries = Vec::new();
-    for frame in golden["frames"].as_array().unwrap() {
-        let t = frame["frame"].as_u64().unwrap();
-        let (sw, sh, color, rgb) = read_png(&dir.join(format!("inputs/{t:05}.png")));
-        assert_eq!(color, png::ColorType::Rgb);
-        assert_eq!((sw, sh), (tracker.dims().s, tracker.dims().s));
-        let prompts = |when: &str| -> Vec<Prompt> {
-            scenario
-                .iter()
-                .filter(|p| p["frame"] == t && p["when"] == when)
-                .map(|p| prompt(p, &dir))
-                .collect()
-        };
-        let input = FrameInput::Prepared {
-            rgb: &rgb,
-            width: w,
-            height: h,
-        };
-        let mut result = tracker.step(input, &prompts("before")).expect("step");
-        assert_eq!(result.index, Some(t));
-        let after = prompts("after");
-        if !after.is_empty() {
-            assert!(result.refused.is_empty(), "{:?}", result.refused);
-            result = tracker.correct(&after).expect("corrections");
-        }
-        assert!(result.refused.is_empty(), "{:?}", result.refused);
-        let mut outs = result.objects;
-        outs.sort_by_key(|o| o.id);
-        let want = frame["objects"].as_array().unwrap();
-        let ids: Vec<u32> = outs.iter().map(|o| o.id).collect();
-        let want_ids: Vec<u32> = want
-            .iter()
-            .map(|o| o["obj_id"].as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(ids, want_ids, "objects on frame {t}");
-        for (o, g) in outs.iter().zip(want) {
-            let lo = g["logits_offset"].as_u64().unwrap() as usize;
-            let mo = g["mask_offset"].as_u64().unwrap() as usize;
-            let ref_logits: Vec<f32> = bin[lo..lo + l * l * 4]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            let d = o
-                .logits
-                .data
-                .iter()
-                .zip(&ref_logits)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            if std::env::var_os("SAM2TRACK_PARITY_VERBOSE").is_some() {
-                println!(
-                    "frame {t:2} object {}: |logit diff| {d:.2e} score {:+.4} (ref {:+.4}) cond {}",
-                    o.id,
-                    o.object_score,
-                    g["object_score"].as_f64().unwrap(),
-                    o.is_cond
-                );
-            }
-            let ref_mask: Vec<u8> = (0..w * h)
-                .map(|i| (bin[mo + i / 8] >> (7 - i % 8)) & 1)
-                .collect();
-            assert_eq!(
-                o.is_cond,
-                g["is_cond"].as_bool().unwrap(),
-                "is_cond of {} on {t}",
-                o.id
-            );
-            entries.push(Entry {
-                frame: t,
-                id: o.id,
-                iou: mask_iou(&o.mask, &ref_mask),
-                logit_diff: d,
-                score: o.object_score,
-                ref_score: g["object_score"].as_f64().unwrap() as f32,
-                pred_iou_diff: (o.iou - g["iou"].as_f64().unwrap() as f32).abs(),
-            });
-        }
-    }
-    entries
+    golden::run_scenario(&mut tracker(model), &fixtures().join("golden"))
+        .unwrap_or_else(|e| panic!("golden scenario: {e}"))
 }
 
 #[test]
 fn micro_golden_parity() {
-    let entries = run_scenario(&micro_dir());
-    let worst = entries
-        .iter()
-        .min_by(|a, b| a.iou.total_cmp(&b.iou))
-        .expect("entries");
-    let max_logit = entries.iter().map(|e| e.logit_diff).fold(0f32, f32::max);
-    let max_score = entries
-        .iter()
-        .map(|e| (e.score - e.ref_score).abs())
-        .fold(0f32, f32::max);
-    let max_pred_iou = entries.iter().map(|e| e.pred_iou_diff).fold(0f32, f32::max);
-    let sign_mismatch: Vec<(u64, u32, f32, f32)> = entries
-        .iter()
-        .filter(|e| (e.score > 0.0) != (e.ref_score > 0.0))
-        .map(|e| (e.frame, e.id, e.score, e.ref_score))
-        .collect();
+    let s = Summary::of(&run_scenario(&micro_dir()));
     println!(
         "golden parity over {} frame/object pairs: min mask IoU {:.5} \
-         (frame {}, object {}), max |logit diff| {max_logit:.3e}, max |score diff| \
-         {max_score:.3e}, max |IoU-prediction diff| {max_pred_iou:.3e}, score sign \
-         mismatches {}",
-        entries.len(),
-        worst.iou,
-        worst.frame,
-        worst.id,
-        sign_mismatch.len()
+         (frame {}, object {}), max |logit diff| {:.3e}, max |score diff| \
+         {:.3e}, max |IoU-prediction diff| {:.3e}, score sign mismatches {}",
+        s.pairs,
+        s.min_iou,
+        s.worst.0,
+        s.worst.1,
+        s.max_logit_diff,
+        s.max_score_diff,
+        s.max_pred_iou_diff,
+        s.sign_mismatches.len()
     );
     assert!(
-        sign_mismatch.is_empty(),
-        "object-score sign differs: {sign_mismatch:?}"
+        s.sign_mismatches.is_empty(),
+        "object-score sign differs: {:?}",
+        s.sign_mismatches
     );
-    assert!(worst.iou >= MIN_MASK_IOU, "min mask IoU {}", worst.iou);
-    assert!(max_logit <= MAX_LOGIT_DIFF, "max logit diff {max_logit}");
+    assert!(s.min_iou >= MIN_MASK_IOU, "min mask IoU {}", s.min_iou);
+    assert!(
+        s.max_logit_diff <= MAX_LOGIT_DIFF,
+        "max logit diff {}",
+        s.max_logit_diff
+    );
 }
 
 #[test]

@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use gstsam2::engine::model::{ExecutionProvider, SessionOptions};
 use gstsam2::engine::runtime;
 
+pub mod golden;
 mod images;
 pub mod stream;
 
@@ -47,4 +49,22 @@ pub fn require_runtime() -> Arc<runtime::OrtRuntime> {
 /// test when it cannot.
 pub fn read_png(path: &Path) -> Png {
     decode_png(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Session options of the tests that honour SAM2TRACK_TEST_PROVIDER
+/// (`cpu`, the default; `cuda` or `tensorrt`, device 0: a build with the
+/// `cuda`/`tensorrt` feature and an onnxruntime-gpu library), e.g. the
+/// golden parity on a GPU: `SAM2TRACK_TEST_PROVIDER=cuda cargo test
+/// --features cuda --test engine_parity`.
+pub fn session_options() -> SessionOptions {
+    let provider = match std::env::var("SAM2TRACK_TEST_PROVIDER").as_deref() {
+        Err(_) | Ok("") | Ok("cpu") => ExecutionProvider::Cpu,
+        Ok("cuda") => ExecutionProvider::Cuda { device_id: 0 },
+        Ok("tensorrt") => ExecutionProvider::TensorRt { device_id: 0 },
+        Ok(other) => panic!("SAM2TRACK_TEST_PROVIDER={other}: not cpu, cuda or tensorrt"),
+    };
+    SessionOptions {
+        provider,
+        ..SessionOptions::default()
+    }
 }
