@@ -3,6 +3,15 @@
 
   python models/bench_official.py --frames DIR --objects 1,2,4,8 [--config sam2.1_hiera_t]
 
+On a GPU (--device cuda) it runs as the official README measures its speed: bf16 autocast
+(--autocast bf16) around init_state, the clicks and propagate_in_video, TF32 for fp32
+products on Ampere and later (as the official benchmark script sets them), eager (no
+torch.compile). Stage hooks are left out there (CUDA launches are asynchronous: a hook's
+wall time says nothing), and each count reports torch.cuda.max_memory_allocated (peak of
+the tensors PyTorch's caching allocator handed out: weights, the frames init_state holds
+on the GPU, activations, the memory bank; not the CUDA context, nor blocks the allocator
+keeps cached, which max_memory_reserved adds) and max_memory_reserved.
+
 DIR holds the benchmark frames as PNG (00000.png, ...; frame size, RGB) and prompts.json
 (object points, frame pixels) written by scripts/bench.sh; our engine's benchmark
 (examples/bench.rs) reads the same files. For each object count N the official predictor
@@ -22,6 +31,7 @@ object count (prefixed "RESULT ") plus the fp32 matmul throughput of this proces
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -159,7 +169,26 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--flops", action="store_true", help="also count FLOPs per stage (official and ours)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the official predictor on the GPU)")
+    ap.add_argument(
+        "--autocast",
+        choices=("none", "bf16"),
+        default="none",
+        help="bf16: torch.autocast(bfloat16) around the predictor's calls, as the official README runs it",
+    )
     args = ap.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    if cuda and torch.cuda.get_device_properties(0).major >= 8:
+        # as the official benchmark script (and notebooks) do on Ampere and later
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    autocast = (
+        torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16)
+        if args.autocast == "bf16"
+        else contextlib.nullcontext()
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,19 +203,28 @@ def main(argv=None) -> int:
     if max(counts) > len(prompts["points"]):
         raise SystemExit(f"prompts.json has points for {len(prompts['points'])} objects")
 
-    peak_before = matmul_gflops()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul 4096^3 fp32: {peak_before:.1f} GFLOP/s")
+    # The CPU's matmul says nothing about a GPU run.
+    peak_before = None if cuda else matmul_gflops()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}"
+        + (f" ({torch.cuda.get_device_name(0)})" if cuda else "")
+        + f", autocast {args.autocast}"
+        + ("" if peak_before is None else f"; matmul 4096^3 fp32: {peak_before:.1f} GFLOP/s")
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, _ = G.build_model(args.config, image_size=args.image_size, seed=args.seed)
         if args.object_score_bias:
             G.bias_object_scores(model, args.object_score_bias)
+    model.to(args.device)
     if args.flops:
         steady_ptrs = min(max(args.warmup, 1), model.max_obj_ptrs_in_encoder)
         print("RESULT " + json.dumps({"impl": "flops", **count_flops(model, steady_ptrs)}), flush=True)
     timer = StageTimer(
-        {
+        {}
+        if cuda
+        else {
             "image_encoder": [model.image_encoder],
             "memory_attention": [model.memory_attention],
             "mask_decoder": [model.sam_prompt_encoder, model.sam_mask_decoder, model.obj_ptr_proj],
@@ -202,23 +240,35 @@ def main(argv=None) -> int:
             )
         for count in counts:
             reset_peak_rss()
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
-            state = model.init_state(video_path=jpg_dir)
+            with autocast:
+                state = model.init_state(video_path=jpg_dir)
             load_s = time.perf_counter() - t0
             timer.take()
-            for obj in range(count):
-                x, y = prompts["points"][obj]
-                model.add_new_points_or_box(
-                    state, frame_idx=0, obj_id=obj + 1, points=np.array([[x, y]], np.float32), labels=np.array([1], np.int32)
-                )
+            with autocast:
+                for obj in range(count):
+                    x, y = prompts["points"][obj]
+                    model.add_new_points_or_box(
+                        state,
+                        frame_idx=0,
+                        obj_id=obj + 1,
+                        points=np.array([[x, y]], np.float32),
+                        labels=np.array([1], np.int32),
+                    )
             frames = []
             t = time.perf_counter()
-            for frame_idx, obj_ids, masks in model.propagate_in_video(state):
-                _ = (masks > 0.0).cpu().numpy()  # the user's binary masks at frame size
-                now = time.perf_counter()
-                frames.append({"frame": frame_idx, "ms": (now - t) * 1e3, "stages_ms": {k: v * 1e3 for k, v in timer.take().items()}})
-                t = now
-                print(f"  official objects={count} frame {frame_idx}: {frames[-1]['ms']:.0f} ms", file=sys.stderr, flush=True)
+            with autocast:
+                for frame_idx, obj_ids, masks in model.propagate_in_video(state):
+                    _ = (masks > 0.0).cpu().numpy()  # the user's binary masks at frame size
+                    now = time.perf_counter()
+                    frames.append(
+                        {"frame": frame_idx, "ms": (now - t) * 1e3, "stages_ms": {k: v * 1e3 for k, v in timer.take().items()}}
+                    )
+                    t = now
+                    print(f"  official objects={count} frame {frame_idx}: {frames[-1]['ms']:.1f} ms", file=sys.stderr, flush=True)
             steady = [f for f in frames if f["frame"] >= args.warmup]
             total = sum(f["ms"] for f in steady) / len(steady)
             stage_means = {s: sum(f["stages_ms"][s] for f in steady) / len(steady) for s in STAGES}
@@ -226,17 +276,26 @@ def main(argv=None) -> int:
                 "impl": "official",
                 "objects": count,
                 "image_size": args.image_size,
+                "device": args.device,
+                "autocast": args.autocast,
                 "frames": len(frames),
                 "steady_frames": len(steady),
                 "ms_per_frame": total,
-                "stages_ms": {**stage_means, "other": total - sum(stage_means.values())},
+                "ms_median": sorted(f["ms"] for f in steady)[len(steady) // 2],
+                "fps": 1e3 / total,
+                "first_frame_ms": frames[0]["ms"],
+                "stages_ms": None if cuda else {**stage_means, "other": total - sum(stage_means.values())},
                 "load_ms_per_frame": load_s * 1e3 / len(names),
                 "peak_rss_mib": rss_kib("VmHWM") / 1024,
             }
+            if cuda:
+                result["cuda_max_memory_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+                result["cuda_max_memory_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
             print("RESULT " + json.dumps(result), flush=True)
             del state
-    peak_after = matmul_gflops()
-    print(f"matmul 4096^3 fp32 after: {peak_after:.1f} GFLOP/s")
+    peak_after = None if cuda else matmul_gflops()
+    if peak_after is not None:
+        print(f"matmul 4096^3 fp32 after: {peak_after:.1f} GFLOP/s")
     print("RESULT " + json.dumps({"impl": "official", "matmul_gflops": [peak_before, peak_after]}), flush=True)
     return 0
 
