@@ -373,16 +373,8 @@ bench_ours() { # label model provider-args...
             --num-frames "$NFRAMES" --warmup "$WARMUP" --label "$label" "$@"
     done
 }
-log "sam2track speed"
+log "sam2track speed, fp32"
 bench_ours "$PROV fp32" "$MODEL" --provider "$PROV"
-bench_ours "$PROV fp16" "$MODEL16" --provider "$PROV"
-if [ "$DRY" = 1 ]; then
-    note "TensorRT fp16: skipped (dry run; TensorRT ${TRT_LIB:+found at $TRT_LIB}${TRT_LIB:-not on this machine})"
-elif [ -n "$TRT_LIB" ]; then
-    bench_ours "tensorrt fp16" "$MODEL" --provider tensorrt --trt-fp16 --trt-cache "$ROOT/trt-cache"
-else
-    note "TensorRT fp16: skipped: TensorRT's libraries are not on this machine (no libnvinfer.so.10)"
-fi
 
 # --- speed: the official predictor, same frames, same model config and weights
 if "$PY" -c 'import sam2' 2>/dev/null; then
@@ -399,6 +391,16 @@ if "$PY" -c 'import sam2' 2>/dev/null; then
             --config "$CONFIG" --image-size "$SIZE" --num-frames "$NFRAMES" --warmup "$WARMUP" \
             --object-score-bias "$BIAS" --device "$ODEV" --autocast "$OCAST"
     done
+fi
+
+log "sam2track speed, fp16 and TensorRT"
+bench_ours "$PROV fp16" "$MODEL16" --provider "$PROV"
+if [ "$DRY" = 1 ]; then
+    note "TensorRT fp16: skipped (dry run; TensorRT ${TRT_LIB:+found at $TRT_LIB}${TRT_LIB:-not on this machine})"
+elif [ -n "$TRT_LIB" ]; then
+    bench_ours "tensorrt fp16" "$MODEL" --provider tensorrt --trt-fp16 --trt-cache "$ROOT/trt-cache"
+else
+    note "TensorRT fp16: skipped: TensorRT's libraries are not on this machine (no libnvinfer.so.10)"
 fi
 
 # --- the element in a pipeline (only where GStreamer is)
