@@ -192,7 +192,7 @@ if [ "$(cat "$PAYLOAD/.payload-sha256" 2>/dev/null)" != "$expected_sha" ]; then
     if command -v xz >/dev/null 2>&1; then
         xz -d -T0 -c "$joined" | tar -x -C "$PAYLOAD.tmp" || { echo "unpacking failed"; exit 3; }
     else
-        "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' \
+        "$PY" -c 'import sys, tarfile; t = tarfile.open(sys.argv[1], "r:xz"); t.extractall(sys.argv[2], **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))' \
             "$joined" "$PAYLOAD.tmp" || { echo "unpacking failed"; exit 3; }
     fi
     rm -f "$joined"
