@@ -157,10 +157,37 @@ fn new_tracker(
     if let Some(f) = model.fallbacks().first() {
         return Err(format!("a graph fell back to the CPU: {f}").into());
     }
+    // Where ONNX Runtime put the nodes: compute on the CPU in a GPU run is a finding.
+    eprintln!("  tensors between graphs on {}", stages.device());
+    for (graph, p) in stages.placements() {
+        let heavy = p.compute_on_cpu();
+        eprintln!(
+            "  placement {graph}: {}{}",
+            p.summary(),
+            if heavy.is_empty() {
+                String::new()
+            } else {
+                format!("  <-- compute on the CPU: {heavy:?}")
+            }
+        );
+    }
     Ok((
         Tracker::new(stages, model.manifest(), TrackerConfig::default())?,
         loaded,
     ))
+}
+
+/// Graphs (model and helpers) with arithmetic ops ONNX Runtime placed on the
+/// CPU while others run on the GPU: `{graph: [[op, count], ...]}`.
+fn compute_on_cpu(tracker: &Tracker) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (graph, p) in tracker.placements() {
+        let heavy = p.compute_on_cpu();
+        if !heavy.is_empty() {
+            out.insert(graph.to_string(), json!(heavy));
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 fn parity(a: &Args, rt: &runtime::OrtRuntime) -> Result<(), Error> {
@@ -183,6 +210,7 @@ fn parity(a: &Args, rt: &runtime::OrtRuntime) -> Result<(), Error> {
         json!({"min_iou": golden::MIN_MASK_IOU, "max_logit_diff": golden::MAX_LOGIT_DIFF});
     out["load_s"] = json!(load.as_secs_f64());
     out["run_s"] = json!(start.elapsed().as_secs_f64());
+    out["compute_on_cpu"] = compute_on_cpu(&tracker);
     println!("RESULT {out}");
     Ok(())
 }
@@ -335,6 +363,7 @@ fn bench(a: &Args, rt: &runtime::OrtRuntime) -> Result<(), Error> {
         });
         out["load_s"] = json!(load.as_secs_f64());
         out["peak_rss_mib"] = json!(peak_rss_mib());
+        out["compute_on_cpu"] = compute_on_cpu(&tracker);
         println!("RESULT {out}");
     }
     Ok(())

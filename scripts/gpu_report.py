@@ -184,6 +184,20 @@ def main() -> int:
         out.append("no element result (see the notes)")
     out.append("")
 
+    # arithmetic ONNX Runtime put on the CPU in a GPU run (engine::session::Placement)
+    placed = {}
+    for path in sorted(glob.glob(os.path.join(d, "*.txt"))):
+        for r in lines(path, "RESULT"):
+            for graph, ops in (r.get("compute_on_cpu") or {}).items():
+                placed.setdefault((r.get("label", "?"), graph), ops)
+    out.append("### Node placement\n")
+    if placed:
+        for (label, graph), ops in sorted(placed.items()):
+            out.append(f"- {label}: {graph} runs on the CPU: " + ", ".join(f"{op} x{n}" for op, n in ops))
+    else:
+        out.append("No arithmetic node of any graph was placed on the CPU (ONNX Runtime's placement report).")
+    out.append("")
+
     notes = os.path.join(d, "notes.txt")
     text = [f"peak GPU memory n/a: {why}" for why in sorted(WHY_NO_MEMORY)]
     if os.path.exists(notes):

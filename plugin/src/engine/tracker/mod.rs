@@ -572,6 +572,16 @@ impl Tracker {
         ))
     }
 
+    /// Where ONNX Runtime placed each graph's nodes (see [`Stages::placements`]).
+    pub fn placements(&self) -> &[(&'static str, super::model::Placement)] {
+        self.stages.placements()
+    }
+
+    /// Where the tensors between graphs live: "cpu" or "cuda:N".
+    pub fn device(&self) -> &str {
+        self.stages.device()
+    }
+
     /// Time spent in each graph since the last call (see [`StageTimes`]).
     pub fn take_stage_times(&mut self) -> StageTimes {
         self.stages.take_times()
