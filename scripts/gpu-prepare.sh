@@ -20,11 +20,12 @@
 #            sha256-checked PyPI files (SAM2_BUILD_CUDA=0: no CUDA extension)
 #   frames/  the first GPU_PREPARE_FRAMES (48) frames of bedroom.mp4 as JPEG (quality 95)
 #            and prompts.json (scripts/bench.sh's clicks)
-# packed as payload.tar.xz and split into parts of GPU_PREPARE_PART_MIB (50) MiB:
+# packed as payload.tar.xz and split into parts of GPU_PREPARE_PART_MIB MiB (default: what
+# 60 MiB leaves beside the checkout, at most 50):
 # .gpu-carry/01/, .gpu-carry/02/, ..., one folder per call, each with its part and
 # payload.sums (every part's sha256 and the whole's).
 #
-# Environment: CARGO_TARGET_DIR, GPU_PREPARE_PART_MIB (50), GPU_PREPARE_FRAMES (48),
+# Environment: CARGO_TARGET_DIR, GPU_PREPARE_PART_MIB (see above), GPU_PREPARE_FRAMES (48),
 # GPU_PREPARE_XZ (xz preset, 6: -9 saves 0.5%), GPU_PREPARE_VIDEO (../shared/data/videos/bedroom.mp4).
 
 set -euo pipefail
@@ -200,6 +201,12 @@ else
 fi
 rm -rf "$CARRY"/[0-9][0-9] "$CARRY/split"
 mkdir -p "$CARRY/split"
+if [ -z "${GPU_PREPARE_PART_MIB:-}" ]; then
+    # each call sends the checkout too: parts fill what is left of 60 MiB (at most 50)
+    co_mib=$(( ($(checkout_bytes) + 1048575) / 1048576 ))
+    PART_MIB=$(( 60 - co_mib < 50 ? 60 - co_mib : 50 ))
+    log "parts of $PART_MIB MiB (the checkout sends $co_mib MiB with each call)"
+fi
 split -b "${PART_MIB}M" -d -a 2 --numeric-suffixes=1 "$CARRY/payload.tar.xz" "$CARRY/split/payload.part"
 {
     echo "payload $(sha256sum "$CARRY/payload.tar.xz" | cut -d' ' -f1) $(stat -c %s "$CARRY/payload.tar.xz")"
