@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export SAM 2 / SAM 2.1 into the four ONNX graphs of models/CONTRACT.md plus model.json.
+"""Export SAM 2 / SAM 2.1 / EdgeTAM into the four ONNX graphs of models/CONTRACT.md plus model.json.
 
 Examples
   # a real checkpoint downloaded from Meta (see README "Models")
@@ -9,6 +9,10 @@ Examples
   python models/export.py --config sam2.1_hiera_t --random-weights --image-size 512 --out /tmp/t512
   # the micro test model committed under tests/fixtures/micro
   python models/export.py --config micro --random-weights --seed 0 --out tests/fixtures/micro
+  # EdgeTAM (edgetam.pt from the EdgeTAM repository) and its micro test model, with
+  # EdgeTAM's `sam2` package importable instead of Meta's (models/requirements-edgetam.txt)
+  python models/export.py --config edgetam --checkpoint edgetam.pt --out models/edgetam
+  python models/export.py --config micro-edgetam --random-weights --seed 0 --out tests/fixtures/micro-edgetam
 
 After writing the graphs the tool checks (1) each wrapper against the official sam2 code
 path it replaces and (2) each ONNX graph against the wrapper with onnxruntime, on random
@@ -56,21 +60,42 @@ def _maxdiff(a, b) -> float:
     return float((a.float() - b.float()).abs().max())
 
 
+def _tokens_first(t):
+    """An official memory tensor as [tokens, B, Cm]: [B, Cm, H, W] (SAM 2) or
+    [B, tokens, Cm] (EdgeTAM, after the spatial perceiver)."""
+    return t.permute(1, 0, 2) if t.dim() == 3 else t.flatten(2).permute(2, 0, 1)
+
+
+@torch.no_grad()
+def _official_memory_pos(model, facts):
+    """The memory position encoding the official _encode_new_memory returns, [Mt, 1, Cm]."""
+    S, C, H = facts["image_size"], facts["hidden_dim"], facts["feat_size"]
+    _, pos = model._encode_new_memory(
+        current_vision_feats=[torch.zeros(H * H, 1, C)],
+        feat_sizes=[(H, H)],
+        pred_masks_high_res=torch.zeros(1, 1, S, S),
+        object_score_logits=torch.ones(1, 1),
+        is_mask_from_pts=False,
+    )
+    return _tokens_first(pos[-1])
+
+
 @torch.no_grad()
 def check_against_official(model, facts, log) -> float:
-    """Compare each re-written wrapper with the official sam2 modules, per object."""
+    """Compare each re-written wrapper with the official sam2 modules, per object (one at a
+    time: EdgeTAM's official perceiver cannot run a batch of 2+ objects)."""
     worst = 0.0
     specs = G.graph_specs(facts)
     S, C, Cm = facts["image_size"], facts["hidden_dim"], facts["mem_dim"]
     H = facts["feat_size"]
     k = C // Cm
+    edgetam = "spatial_perceiver" in facts
 
     # memory attention: batched + padded wrapper vs the official module per object
     ma = G.MemoryAttentionGraph(model).eval()
     inp = G.example_inputs(specs["memory_attention"], seed=11, sizes={"B": 3, "Nm": 3, "P": 4})
     got = ma(**inp)
-    me_pos = model.memory_encoder.position_encoding._pe(1, torch.device("cpu"), H, H)
-    me_pos = me_pos.flatten(2).permute(2, 0, 1)  # [HW, 1, Cm]
+    me_pos = _official_memory_pos(model, facts)  # [Mt, 1, Cm]
     diffs = []
     for b in range(inp["memory"].shape[0]):
         mems, poss = [], []
@@ -93,16 +118,19 @@ def check_against_official(model, facts, log) -> float:
         memory_pos = torch.cat(poss + [ppos], dim=0)
         curr = inp["vision_feat"].flatten(2).permute(2, 0, 1)
         curr_pos = inp["vision_pos"].flatten(2).permute(2, 0, 1)
+        extra = {"num_spatial_mem": len(mems)} if edgetam else {}
         ref = model.memory_attention(
             curr=[curr],
             curr_pos=[curr_pos],
             memory=memory,
             memory_pos=memory_pos,
             num_obj_ptr_tokens=ptr_tokens.shape[0],
+            **extra,
         )
         ref = ref.permute(1, 2, 0).reshape(1, C, H, H)
         diffs.append(_maxdiff(got[b : b + 1], ref))
-    log(f"  official check memory_attention (padded batch of 3 vs per-object): max abs diff {max(diffs):.3g}")
+    what = "RoPEAttentionv2 on the perceiver's memory" if edgetam else "padded batch of 3 vs per-object"
+    log(f"  official check memory_attention ({what}): max abs diff {max(diffs):.3g}")
     worst = max(worst, max(diffs))
 
     # mask decoder: wrapper vs official prompt encoder + decoder + pointer MLP
@@ -152,10 +180,11 @@ def check_against_official(model, facts, log) -> float:
             object_score_logits=inp["object_score_logits"][b : b + 1],
             is_mask_from_pts=bool(inp["is_mask_from_pts"][b] > 0),
         )
-        diffs.append(_maxdiff(feats[b : b + 1], r_feats.flatten(2).transpose(1, 2)))
+        diffs.append(_maxdiff(feats[b : b + 1], _tokens_first(r_feats).transpose(0, 1)))
         # the PE that memory_attention bakes in must be the one the official encoder gives
-        diffs.append(_maxdiff(ma.maskmem_pos, r_pos[-1].flatten(2).transpose(1, 2)))
-    log(f"  official check memory_encoder (binarised + sigmoid, present + absent): max abs diff {max(diffs):.3g}")
+        diffs.append(_maxdiff(ma.maskmem_pos, _tokens_first(r_pos[-1]).transpose(0, 1)))
+    what = " + spatial perceiver" if edgetam else ""
+    log(f"  official check memory_encoder{what} (binarised + sigmoid, present + absent): max abs diff {max(diffs):.3g}")
     worst = max(worst, max(diffs))
 
     # image encoder: the exported wrapper (re-laid-out Hiera, or the official structure
@@ -293,7 +322,12 @@ def tensor_json(t: torch.Tensor) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help=f"one of {sorted(G.NAMED_CONFIGS)} or '{G.MICRO_CONFIG}'")
+    ap.add_argument(
+        "--config",
+        required=True,
+        help=f"one of {sorted(G.NAMED_CONFIGS)}, '{G.MICRO_CONFIG}', or (with EdgeTAM's package, "
+        f"models/requirements-edgetam.txt) {sorted(G.EDGETAM_CONFIGS)}",
+    )
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="official .pt checkpoint matching --config")
     src.add_argument("--random-weights", action="store_true", help="seeded random weights (tests/benchmarks)")
@@ -317,8 +351,11 @@ def main(argv=None):
     )
     args = ap.parse_args(argv)
 
-    if args.config not in G.NAMED_CONFIGS and args.config != G.MICRO_CONFIG:
+    if args.config not in G.NAMED_CONFIGS and args.config != G.MICRO_CONFIG and not G.is_edgetam_config(args.config):
         ap.error(f"unknown --config {args.config}")
+    why = G.check_package_for(args.config)
+    if why:
+        ap.error(why)
     if args.image_size is not None and args.image_size % 64 != 0:
         ap.error("--image-size must be a multiple of 64")
 
@@ -369,7 +406,8 @@ def main(argv=None):
             "outputs": [{"name": n, "dtype": d, "shape": s} for n, d, s in specs[name]["outputs"]],
         }
 
-    family = "micro-sam2.1" if args.config == G.MICRO_CONFIG else G.NAMED_CONFIGS[args.config][1]
+    family = G.config_family(args.config)
+    micro = args.config in (G.MICRO_CONFIG, "micro-edgetam")
     manifest = {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,
@@ -381,7 +419,7 @@ def main(argv=None):
                 {
                     "kind": "random",
                     "seed": args.seed,
-                    "calibrated_for_golden": args.config == G.MICRO_CONFIG,
+                    "calibrated_for_golden": micro,
                     **({"object_score_bias": args.object_score_bias} if args.object_score_bias else {}),
                 }
                 if args.random_weights
@@ -403,7 +441,11 @@ def main(argv=None):
         "export": {
             "opset": OPSET,
             "torch": torch.__version__.split("+")[0],
-            "sam2": _pkg_version("sam2"),
+            **(
+                {"edgetam-dimos": _pkg_version("edgetam-dimos"), "timm": _pkg_version("timm")}
+                if G.is_edgetam_config(args.config)
+                else {"sam2": _pkg_version("sam2")}
+            ),
             "onnx": _pkg_version("onnx"),
             "onnxruntime": _pkg_version("onnxruntime"),
             "checks": checks,

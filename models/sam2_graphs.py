@@ -38,6 +38,33 @@ NAMED_CONFIGS = {
 MICRO_CONFIG = "micro"
 MICRO_IMAGE_SIZE = 128
 
+# EdgeTAM (Meta, CVPR 2025): SAM 2's video design with a RepViT-M1 image encoder (timm) and a
+# spatial perceiver compressing each memory frame. Its code is the EdgeTAM repository's `sam2`
+# package (PyPI `edgetam-dimos`), which replaces Meta's `sam2` in the Python environment:
+# see models/requirements-edgetam.txt. name -> family
+EDGETAM_CONFIGS = {"edgetam": "edgetam", "micro-edgetam": "micro-edgetam"}
+# The micro EdgeTAM's RepViT (timm `repvit_m1` with these overrides): 4 stages, strides 4..32.
+MICRO_EDGETAM_TRUNK = {"embed_dim": (8, 16, 32, 64), "depth": (1, 1, 2, 1)}
+
+
+def is_edgetam_package() -> bool:
+    """True when `import sam2` is EdgeTAM's package (it has the spatial perceiver)."""
+    import importlib.util
+
+    return importlib.util.find_spec("sam2.modeling.perceiver") is not None
+
+
+def is_edgetam_config(name: str) -> bool:
+    return name in EDGETAM_CONFIGS
+
+
+def config_family(name: str) -> str:
+    if name == MICRO_CONFIG:
+        return "micro-sam2.1"
+    if name in EDGETAM_CONFIGS:
+        return EDGETAM_CONFIGS[name]
+    return NAMED_CONFIGS[name][1]
+
 # Large negative bias for padded memory slots (exp() of it is exactly 0 in fp32).
 PAD_BIAS = -1e9
 
@@ -56,6 +83,10 @@ def _load_yaml(name: str):
     if name == MICRO_CONFIG:
         base = _load_yaml("sam2.1_hiera_t")
         return _micro(base)
+    if name == "edgetam":
+        return OmegaConf.load(str(resources.files("sam2") / "configs" / "edgetam.yaml"))
+    if name == "micro-edgetam":
+        return _micro_edgetam(_load_yaml("edgetam"))
     folder, _ = NAMED_CONFIGS[name]
     path = resources.files("sam2") / "configs" / folder / f"{name}.yaml"
     return OmegaConf.load(str(path))
@@ -99,6 +130,83 @@ def _micro(cfg):
     return cfg
 
 
+def _micro_edgetam(cfg):
+    """A small EdgeTAM at 128x128 that keeps every structural feature: the RepViT trunk
+    (MICRO_EDGETAM_TRUNK) + FPN, 2 memory-attention layers (RoPE self-attention,
+    RoPEAttentionv2 cross-attention), the perceiver with both kinds of latents (8 global +
+    4x4 2D: 24 memory tokens per frame, unlike the 64 of the 8x8 feature grid, and unlike
+    each other, so that a mix-up of the two kinds shows), 4 pointer tokens per pointer."""
+    m = cfg.model
+    S = MICRO_IMAGE_SIZE
+    m.image_size = S
+    n = m.image_encoder.neck
+    n.d_model = 32
+    n.backbone_channel_list = list(reversed(MICRO_EDGETAM_TRUNK["embed_dim"]))
+    n.position_encoding.num_pos_feats = 32
+    a = m.memory_attention
+    a.d_model = 32
+    a.num_layers = 2
+    a.layer.d_model = 32
+    a.layer.dim_feedforward = 64
+    a.layer.self_attention.embedding_dim = 32
+    a.layer.self_attention.feat_sizes = [S // 16, S // 16]
+    a.layer.cross_attention.embedding_dim = 32
+    a.layer.cross_attention.q_sizes = [S // 16, S // 16]
+    a.layer.cross_attention.k_sizes = [4, 4]
+    a.layer.cross_attention.kv_in_dim = 8
+    e = m.memory_encoder
+    e.out_dim = 8
+    e.position_encoding.num_pos_feats = 8
+    e.fuser.layer.dim = 32
+    e.fuser.num_layers = 2
+    # the yaml leaves in_dim / mask_downsampler.embed_dim at their 256 defaults
+    e.in_dim = 32
+    e.mask_downsampler.embed_dim = 32
+    p = m.spatial_perceiver
+    p.dim = 8
+    p.dim_head = 8
+    p.num_latents = 8
+    p.num_latents_2d = 16
+    p.position_encoding.num_pos_feats = 8
+    return cfg
+
+
+def _instantiate(cfg, config: str):
+    """hydra instantiate; EdgeTAM's TimmBackbone is built without asking timm for
+    pretrained weights (a download): every trunk weight comes from the EdgeTAM checkpoint
+    or the seeded randomisation anyway."""
+    if not is_edgetam_config(config):
+        return instantiate(cfg.model, _recursive_=True)
+    import sam2.modeling.backbones.timm as timm_backbone
+
+    orig = timm_backbone.create_model
+    extra = MICRO_EDGETAM_TRUNK if config == "micro-edgetam" else {}
+
+    def create_model(name, pretrained=False, **kwargs):
+        return orig(name, pretrained=False, **kwargs, **extra)
+
+    timm_backbone.create_model = create_model
+    try:
+        return instantiate(cfg.model, _recursive_=True)
+    finally:
+        timm_backbone.create_model = orig
+
+
+def check_package_for(config: str) -> str | None:
+    """Why the installed `sam2` package cannot build `config` (None: it can)."""
+    if is_edgetam_config(config) and not is_edgetam_package():
+        return (
+            f"--config {config} needs EdgeTAM's `sam2` package (PyPI edgetam-dimos, see "
+            "models/requirements-edgetam.txt), but `import sam2` is Meta's SAM 2 package"
+        )
+    if not is_edgetam_config(config) and is_edgetam_package():
+        return (
+            f"--config {config} needs Meta's `sam2` package (models/requirements.txt), but "
+            "`import sam2` is EdgeTAM's package"
+        )
+    return None
+
+
 def build_model(
     config: str,
     image_size: int | None = None,
@@ -107,6 +215,9 @@ def build_model(
     add_all_frames_to_correct_as_cond: bool = True,
 ):
     """Instantiate the official SAM2VideoPredictor for `config` (CPU, eval mode)."""
+    why = check_package_for(config)
+    if why:
+        raise RuntimeError(why)
     cfg = _load_yaml(config)
     m = cfg.model
     m._target_ = "sam2.sam2_video_predictor.SAM2VideoPredictor"
@@ -114,7 +225,12 @@ def build_model(
         m.image_size = image_size
         fs = [image_size // 16, image_size // 16]
         m.memory_attention.layer.self_attention.feat_sizes = fs
-        m.memory_attention.layer.cross_attention.feat_sizes = fs
+        if is_edgetam_config(config):
+            # RoPEAttentionv2: queries on the feature grid, keys on the perceiver's 2D
+            # latent grid (sqrt(num_latents_2d) a side, whatever the image size)
+            m.memory_attention.layer.cross_attention.q_sizes = fs
+        else:
+            m.memory_attention.layer.cross_attention.feat_sizes = fs
     m.sam_mask_decoder_extra_args = {
         k: PREDICTOR_OVERRIDES[k]
         for k in (
@@ -127,7 +243,7 @@ def build_model(
     m.fill_hole_area = PREDICTOR_OVERRIDES["fill_hole_area"]
     m.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
     OmegaConf.resolve(cfg)
-    model = instantiate(cfg.model, _recursive_=True)
+    model = _instantiate(cfg, config)
     if checkpoint is not None:
         sd = torch.load(checkpoint, map_location="cpu", weights_only=True)
         sd = sd.get("model", sd)
@@ -139,7 +255,7 @@ def build_model(
             )
     elif seed is not None:
         randomize_weights(model, seed)
-        if config == MICRO_CONFIG:
+        if config in (MICRO_CONFIG, "micro-edgetam"):
             calibrate_for_golden(model)
     else:
         raise ValueError("give a checkpoint or a seed for random weights")
@@ -174,6 +290,32 @@ def randomize_weights(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(0.1 * noise)
         pe = model.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
         pe.copy_(torch.randn(pe.shape, generator=gen))
+    _calibrate_batchnorm(model, gen)
+
+
+@torch.no_grad()
+def _calibrate_batchnorm(model, gen) -> None:
+    """Random weights through a BatchNorm network (EdgeTAM's RepViT trunk) with the
+    default running statistics (mean 0, variance 1) grow the activations block after
+    block (the stride-16 features reach ~1e2 in the micro model, far more at full size),
+    and float noise grows with them. Set each BatchNorm's running statistics to those of
+    one seeded random image, so that every BatchNorm output is O(1), as with trained
+    weights. No-op for the Hiera models (no BatchNorm)."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [(bn.momentum, bn.training) for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: one batch -> its own statistics
+        bn.train()
+    try:
+        S = model.image_size
+        model.image_encoder.trunk(torch.randn(1, 3, S, S, generator=gen))
+    finally:
+        for bn, (momentum, training) in zip(bns, saved):
+            bn.momentum = momentum
+            bn.train(training)
 
 
 @torch.no_grad()
@@ -260,6 +402,39 @@ def model_facts(model) -> dict:
         "high_res_channels": [C // 8, C // 4],
         "low_res_mask_size": S // 4,
         "num_mask_tokens": dec.num_mask_tokens,
+        "memory_tokens": memory_tokens(model),
+        **({"spatial_perceiver": perceiver_facts(model)} if _perceiver(model) is not None else {}),
+    }
+
+
+def _perceiver(model):
+    return getattr(model, "spatial_perceiver", None)
+
+
+def memory_tokens(model) -> int:
+    """Tokens of one stored memory frame: H*W, or the perceiver's latents (EdgeTAM)."""
+    p = _perceiver(model)
+    if p is None:
+        side = model.image_size // model.backbone_stride
+        return side * side
+    return max(p.num_latents, 0) + max(p.num_latents_2d, 0)
+
+
+def perceiver_facts(model) -> dict:
+    """EdgeTAM's memory layout (CONTRACT.md): per memory frame, `num_latents` global
+    latents (no RoPE, zero position encoding) then `num_latents_2d` 2D latents on a
+    `grid` x `grid` map (sine position encoding, RoPE in the cross-attention keys)."""
+    p = _perceiver(model)
+    n2 = max(p.num_latents_2d, 0)
+    grid = math.isqrt(n2)
+    side = model.image_size // model.backbone_stride
+    if grid * grid != n2 or (n2 and side % grid):
+        raise ValueError(f"num_latents_2d {n2} is not a square grid dividing the {side}x{side} feature map")
+    return {
+        "num_latents": max(p.num_latents, 0),
+        "num_latents_2d": n2,
+        "grid": grid,
+        "depth": len(p.layers),
     }
 
 
@@ -351,7 +526,7 @@ class ImageEncoderGraph(torch.nn.Module):
     def forward(self, image):
         patched = [
             blk.attn
-            for blk in self.model.image_encoder.trunk.blocks
+            for blk in getattr(self.model.image_encoder.trunk, "blocks", [])
             if self.query_chunk and blk.window_size == 0 and blk.attn.q_pool is None
         ]
         try:
@@ -719,6 +894,51 @@ def _rope_tables(model):
     return cis.real.contiguous(), cis.imag.contiguous()
 
 
+def _rope_v2_tables(model):
+    """EdgeTAM's RoPEAttentionv2 (cross-attention): cos/sin for the queries (the feature
+    grid) and for the memory keys (the perceiver's 2D latent grid), from the module's
+    own complex tables (the same in every layer: checked)."""
+    attn = model.memory_attention.layers[0].cross_attn_image
+    side = model.image_size // model.backbone_stride
+    q, k = attn.freqs_cis_q, attn.freqs_cis_k
+    if q.shape[0] != side * side:
+        raise ValueError(f"RoPEAttentionv2 q_sizes give {q.shape[0]} positions, the feature grid has {side * side}")
+    for layer in model.memory_attention.layers:
+        other = layer.cross_attn_image
+        if not (torch.equal(other.freqs_cis_q, q) and torch.equal(other.freqs_cis_k, k)):
+            raise ValueError("RoPEAttentionv2 tables differ between layers")
+    return q.real.contiguous(), q.imag.contiguous(), k.real.contiguous(), k.imag.contiguous()
+
+
+def _is_rope_v2(model) -> bool:
+    return type(model.memory_attention.layers[0].cross_attn_image).__name__ == "RoPEAttentionv2"
+
+
+def sine_pe(pe_module, side: int):
+    """A PositionEmbeddingSine's constant encoding of a side x side map, [1, C, side, side]
+    (the module only reads the shape of its input; works with both packages' versions)."""
+    with torch.no_grad():
+        return pe_module(torch.zeros(1, 1, side, side)).detach().clone()
+
+
+def memory_pos(model):
+    """The position encoding of one stored memory frame, token-major [Mt, Cm], as the
+    official `_encode_new_memory` returns it (SAM 2: the memory encoder's sine encoding of
+    the feature grid; EdgeTAM: zeros for the global latents, the perceiver's sine encoding
+    of its 2D latent grid for the 2D latents). Constant: memory_attention holds it."""
+    side = model.image_size // model.backbone_stride
+    p = _perceiver(model)
+    if p is None:
+        return sine_pe(model.memory_encoder.position_encoding, side)[0].flatten(1).t().contiguous()
+    f = perceiver_facts(model)
+    parts = []
+    if f["num_latents"]:
+        parts.append(torch.zeros(f["num_latents"], model.mem_dim))
+    if f["num_latents_2d"]:
+        parts.append(sine_pe(p.position_encoding, f["grid"])[0].flatten(1).t())
+    return torch.cat(parts, dim=0).contiguous()
+
+
 def _rope_theta(attn):
     # the theta is bound into attn.compute_cis (a functools.partial)
     return attn.compute_cis.keywords["theta"]
@@ -765,9 +985,13 @@ def _self_attention(mod, x, cos, sin, chunk):
     return mod.out_proj(mod._recombine_heads(out))
 
 
-def _cross_attention(mod, x, keys_in, values_in, cos, sin, rope_k_frames, key_bias, chunk):
+def _cross_attention(mod, x, keys_in, values_in, rope, rope_k_frames, key_bias, chunk):
     """The official cross-attention RoPEAttention (keys/values from memory, RoPE on the
-    first `rope_k_frames` blocks of L_q keys) rewritten to do less work:
+    first `rope_k_frames` memory frames of keys) rewritten to do less work. `rope`:
+    (q_cos, q_sin, k_cos, k_sin, tokens per memory frame, tokens without RoPE at the start
+    of each frame). SAM 2: the keys of a frame are the queries' grid (the same tables, no
+    prefix); EdgeTAM's RoPEAttentionv2: a frame is the perceiver's global latents (no RoPE)
+    then its 2D latents (RoPE on their own grid), as `apply_rotary_enc_v2` does.
 
     - the additive key bias (padding) rides in the q.k product as one more dimension:
       [q, 1] . [k, bias] = q.k + bias, no pass over the attention matrix;
@@ -776,14 +1000,18 @@ def _cross_attention(mod, x, keys_in, values_in, cos, sin, rope_k_frames, key_bi
       attention matrix then runs on the memory's Cm = 64 channels instead of the
       projected 256: a quarter of the largest matmul of the model.
     """
-    q = _apply_rope(_heads(mod, mod.q_proj(x)), cos, sin)
+    q_cos, q_sin, k_cos, k_sin, rows, skip = rope
+    q = _apply_rope(_heads(mod, mod.q_proj(x)), q_cos, q_sin)
     q = q * (1.0 / math.sqrt(q.shape[-1]))
     k = _heads(mod, mod.k_proj(keys_in))
     B, nh, n_k, d = k.shape
-    rows = q.shape[-2]
     n_sp = rope_k_frames * rows
     k_sp = k[:, :, :n_sp].reshape(B, nh, -1, rows, d)
-    k_sp = _apply_rope(k_sp, cos, sin).reshape(B, nh, -1, d)
+    if skip:
+        k_sp = torch.cat([k_sp[..., :skip, :], _apply_rope(k_sp[..., skip:, :], k_cos, k_sin)], dim=-2)
+    else:
+        k_sp = _apply_rope(k_sp, k_cos, k_sin)
+    k_sp = k_sp.reshape(B, nh, -1, d)
     k = torch.cat([k_sp, k[:, :, n_sp:]], dim=2)
     q = torch.cat([q, torch.ones_like(q[..., :1])], dim=-1)
     k = torch.cat([k, key_bias.reshape(B, 1, n_k, 1).expand(B, nh, n_k, 1)], dim=-1)
@@ -815,15 +1043,27 @@ class MemoryAttentionGraph(torch.nn.Module):
         cos, sin = _rope_tables(model)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        side = model.image_size // model.backbone_stride
-        pe = model.memory_encoder.position_encoding._pe(1, torch.device("cpu"), side, side)
-        self.register_buffer("maskmem_pos", pe.flatten(2).transpose(1, 2).contiguous(), persistent=False)
+        # the memory's constant position encoding, [1, Mt, Cm]
+        self.register_buffer("maskmem_pos", memory_pos(model).unsqueeze(0), persistent=False)
+        self.mem_tokens = memory_tokens(model)
+        if _is_rope_v2(model):  # EdgeTAM
+            q_cos, q_sin, k_cos, k_sin = _rope_v2_tables(model)
+            self.register_buffer("xq_cos", q_cos, persistent=False)
+            self.register_buffer("xq_sin", q_sin, persistent=False)
+            self.register_buffer("xk_cos", k_cos, persistent=False)
+            self.register_buffer("xk_sin", k_sin, persistent=False)
+            self.rope_skip = perceiver_facts(model)["num_latents"]
+            if k_cos.shape[0] != self.mem_tokens - self.rope_skip:
+                raise ValueError("RoPEAttentionv2 k_sizes do not match the perceiver's 2D latents")
+        else:
+            self.xq_cos = self.xk_cos = None
+            self.rope_skip = 0
 
     def forward(
         self,
         vision_feat,  # [1, C, H, W]
         vision_pos,  # [1, C, H, W]
-        memory,  # [B, Nm, HW, Cm]
+        memory,  # [B, Nm, Mt, Cm] (Mt = HW, or the perceiver's latents)
         memory_tpos_index,  # [B, Nm] int64: index into maskmem_tpos_enc
         memory_valid,  # [B, Nm] f32 1/0
         obj_ptrs,  # [B, P, C]
@@ -838,7 +1078,7 @@ class MemoryAttentionGraph(torch.nn.Module):
         Nm = memory.shape[1]
         P = obj_ptrs.shape[1]
         H, W = vision_feat.shape[-2], vision_feat.shape[-1]
-        HW = H * W
+        Mt = self.mem_tokens
         k = C // Cm
 
         curr = vision_feat.flatten(2).transpose(1, 2)  # [1, HW, C]
@@ -850,9 +1090,9 @@ class MemoryAttentionGraph(torch.nn.Module):
         # objects: the first self-attention is the same for all of them and runs once.
 
         # spatial memory: features + (constant sine PE + temporal encoding of the slot)
-        mem = memory.reshape(B, Nm * HW, Cm)
+        mem = memory.reshape(B, Nm * Mt, Cm)
         tpos = model.maskmem_tpos_enc.reshape(-1, Cm)[memory_tpos_index]  # [B, Nm, Cm]
-        mem_pos = (self.maskmem_pos.unsqueeze(0) + tpos.unsqueeze(2)).reshape(B, Nm * HW, Cm)
+        mem_pos = (self.maskmem_pos.unsqueeze(0) + tpos.unsqueeze(2)).reshape(B, Nm * Mt, Cm)
 
         # object pointers: each C-vector split into k tokens of Cm
         ptr_tok = obj_ptrs.reshape(B, P * k, Cm)
@@ -861,14 +1101,16 @@ class MemoryAttentionGraph(torch.nn.Module):
             ptr_pos = get_1d_sine_pe(obj_ptr_tpos, dim=tpos_dim)
             ptr_pos = model.obj_ptr_tpos_proj(ptr_pos)  # [B, P, Cm]
         else:
-            ptr_pos = torch.zeros_like(obj_ptrs[..., :Cm])
+            # no temporal encoding (SAM 2.0, EdgeTAM); obj_ptr_tpos stays a graph input
+            # (the contract's) through a product with zero instead of being dropped
+            ptr_pos = torch.zeros_like(obj_ptrs[..., :Cm]) + 0.0 * obj_ptr_tpos.unsqueeze(-1)
         ptr_pos = ptr_pos.unsqueeze(2).expand(B, P, k, Cm).reshape(B, P * k, Cm)
 
         mem_all = torch.cat([mem, ptr_tok], dim=1)
         pos_all = torch.cat([mem_pos, ptr_pos], dim=1)
         valid = torch.cat(
             [
-                memory_valid.unsqueeze(2).expand(B, Nm, HW).reshape(B, Nm * HW),
+                memory_valid.unsqueeze(2).expand(B, Nm, Mt).reshape(B, Nm * Mt),
                 obj_ptr_valid.unsqueeze(2).expand(B, P, k).reshape(B, P * k),
             ],
             dim=1,
@@ -876,6 +1118,10 @@ class MemoryAttentionGraph(torch.nn.Module):
         bias = (1.0 - valid) * PAD_BIAS  # [B, Nk]
 
         cos, sin = self.rope_cos, self.rope_sin
+        if self.xq_cos is None:
+            rope = (cos, sin, cos, sin, Mt, 0)
+        else:
+            rope = (self.xq_cos, self.xq_sin, self.xk_cos, self.xk_sin, Mt, self.rope_skip)
         chunk = self.query_chunk
         tgt = out
         for layer in ma.layers:
@@ -885,7 +1131,7 @@ class MemoryAttentionGraph(torch.nn.Module):
             t2 = layer.norm2(tgt)
             q = t2 + curr_pos if layer.pos_enc_at_cross_attn_queries else t2
             kk = mem_all + pos_all if layer.pos_enc_at_cross_attn_keys else mem_all
-            t2 = _cross_attention(layer.cross_attn_image, q, kk, mem_all, cos, sin, Nm, bias, chunk)
+            t2 = _cross_attention(layer.cross_attn_image, q, kk, mem_all, rope, Nm, bias, chunk)
             tgt = tgt + t2
             t2 = layer.norm3(tgt)
             t2 = layer.linear2(layer.activation(layer.linear1(t2)))
@@ -957,6 +1203,13 @@ class MemoryEncoderGraph(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
+        if _perceiver(model) is not None:
+            # the perceiver's global latents attend to the memory with the memory
+            # encoder's (constant) sine encoding added to keys and values
+            side = model.image_size // model.backbone_stride
+            pe = sine_pe(model.memory_encoder.position_encoding, side)
+            self.register_buffer("perceiver_pos", pe.flatten(2).transpose(1, 2).contiguous(), persistent=False)
+            perceiver_facts(model)  # checks the 2D grid
 
     def forward(
         self,
@@ -986,8 +1239,42 @@ class MemoryEncoderGraph(torch.nn.Module):
         if model.no_obj_embed_spatial is not None:
             appearing = (object_score_logits > 0).to(x.dtype)
             x = x + (1 - appearing[..., None, None]) * model.no_obj_embed_spatial[..., None, None]
-        # the memory's sine position encoding is constant: memory_attention holds it
+        else:
+            # SAM 2.0, EdgeTAM: the score does not enter the memory; it stays a graph
+            # input (the contract's) through a product with zero instead of being dropped
+            x = x + 0.0 * object_score_logits[..., None, None]
+        # the memory's position encoding is constant: memory_attention holds it
+        if _perceiver(self.model) is not None:
+            return spatial_perceiver(_perceiver(self.model), x, self.perceiver_pos)
         return x.flatten(2).transpose(1, 2)
+
+
+def spatial_perceiver(p, x, pos):
+    """EdgeTAM's PerceiverResampler.forward on the memory x [B, Cm, H, W] with the memory
+    encoder's sine encoding pos [1, HW, Cm]: [B, num_latents + num_latents_2d, Cm], the
+    global latents first. The official layers, with the 2D windows written with reshape
+    (the official `.view` of an expanded tensor fails for B >= 2). As in the official
+    forward_1d, the global latents use `pos` whatever `pos_enc_at_key_value` says (the
+    memory encoder always passes it); the 2D latents attend without it."""
+    B, C, H, W = x.shape
+    tokens = x.permute(0, 2, 3, 1)  # [B, H, W, C]
+    out = []
+    if p.num_latents > 0:
+        lat = p.latents.unsqueeze(0).expand(B, -1, -1)
+        xs = tokens.reshape(B, H * W, C)
+        ps = pos.expand(B, -1, -1)
+        for layer in p.layers:
+            lat = layer(lat, xs, ps)
+        out.append(p.norm(lat))
+    if p.num_latents_2d > 0:
+        n = math.isqrt(p.num_latents_2d)
+        ws = H // n
+        lat = p.latents_2d.unsqueeze(0).expand(B, -1, -1).reshape(-1, 1, C)
+        win = tokens.reshape(B, n, ws, n, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B * n * n, ws * ws, C)
+        for layer in p.layers:
+            lat = layer(lat, win)
+        out.append(p.norm(lat.reshape(B, n * n, C)))
+    return torch.cat(out, dim=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1000,7 +1287,7 @@ def graph_specs(f: dict) -> dict:
     symbolic dimensions: B objects, N points, Nm memory slots, P pointer slots."""
     S, C, Cm = f["image_size"], f["hidden_dim"], f["mem_dim"]
     H = f["feat_size"]
-    HW = H * H
+    HW = f["memory_tokens"]  # tokens per memory frame: H*H, or the perceiver's (EdgeTAM)
     c0, c1 = f["high_res_channels"]
     L = f["low_res_mask_size"]
     T = f["num_mask_tokens"]

@@ -16,6 +16,10 @@
 # Options:
 #   --with-export-tools  also create .venv-models and install the model export
 #                        tools' requirements (models/requirements.txt) into it
+#   --with-edgetam-tools the export tools plus EdgeTAM's code
+#                        (models/requirements-edgetam.txt) in .venv-edgetam, a
+#                        package folder to put first on PYTHONPATH for
+#                        `models/export.py --config edgetam`
 #   --ort-version V      install ONNX Runtime V instead of 1.31.1, into
 #                        .ort/V/lib (pinned: 1.31.1, 1.19.2 = the oldest
 #                        supported release with a PyPI wheel, gpu-1.31.1 =
@@ -56,16 +60,18 @@ APT_PACKAGES=(
 )
 
 WITH_EXPORT_TOOLS=0
+WITH_EDGETAM_TOOLS=0
 ORT_VERSION_GIVEN=0
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '4,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '4,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --with-export-tools) WITH_EXPORT_TOOLS=1 ;;
+        --with-edgetam-tools) WITH_EXPORT_TOOLS=1; WITH_EDGETAM_TOOLS=1 ;;
         --ort-version)
             [ "$#" -ge 2 ] || die "--ort-version needs a version"
             ORT_VERSION="$2"; ORT_VERSION_GIVEN=1; shift ;;
@@ -265,6 +271,18 @@ install_export_tools() {
     log "Export tools: ready (activate with: . .venv-models/bin/activate)"
 }
 
+# EdgeTAM's `sam2` package cannot share .venv-models with Meta's: install it (and timm)
+# without dependencies into a package folder that goes first on PYTHONPATH.
+install_edgetam_tools() {
+    local req="$REPO_ROOT/models/requirements-edgetam.txt"
+    [ -f "$req" ] || die "--with-edgetam-tools: $req not found"
+    local target="$REPO_ROOT/.venv-edgetam"
+    log "EdgeTAM export tools: installing $req into $target"
+    "$REPO_ROOT/.venv-models/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-deps --upgrade --target "$target" -r "$req"
+    log "EdgeTAM export tools: ready (PYTHONPATH=.venv-edgetam .venv-models/bin/python models/export.py --config edgetam ...)"
+}
+
 # ---------------------------------------------------------------- main
 install_apt_packages
 ensure_rust
@@ -275,6 +293,9 @@ if [ "$ORT_VERSION_GIVEN" -eq 1 ] && [ "$ORT_VERSION" != "$DEFAULT_ORT_VERSION" 
 fi
 if [ "$WITH_EXPORT_TOOLS" -eq 1 ]; then
     install_export_tools
+fi
+if [ "$WITH_EDGETAM_TOOLS" -eq 1 ]; then
+    install_edgetam_tools
 fi
 
 log "Building the workspace"
