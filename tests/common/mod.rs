@@ -27,6 +27,12 @@ pub fn micro_dir() -> PathBuf {
     fixtures().join("micro")
 }
 
+/// The committed micro EdgeTAM model directory (models/export.py --config
+/// micro-edgetam).
+pub fn micro_edgetam_dir() -> PathBuf {
+    fixtures().join("micro-edgetam")
+}
+
 /// The ONNX Runtime library installed by scripts/setup.sh; fails with what
 /// to do when it is missing.
 pub fn setup_library() -> PathBuf {

@@ -108,6 +108,8 @@ pub fn graph_specs(m: &Manifest) -> Vec<GraphSpec> {
     let cm = i64::from(m.mem_dim);
     let h = i64::from(m.feat_size);
     let l = i64::from(m.low_res_mask_size);
+    // tokens per stored memory frame: h * h, or EdgeTAM's perceiver latents
+    let mt = i64::from(m.memory_tokens());
     let tk = i64::from(m.num_mask_tokens);
     let [c0, c1] = m.high_res_channels.map(i64::from);
     let b = Sym(DIM_OBJECTS);
@@ -130,7 +132,7 @@ pub fn graph_specs(m: &Manifest) -> Vec<GraphSpec> {
             inputs: vec![
                 t("vision_feat", F32, &feat),
                 t("vision_pos", F32, &feat),
-                t("memory", F32, &[b, Sym(DIM_MEMORIES), F(h * h), F(cm)]),
+                t("memory", F32, &[b, Sym(DIM_MEMORIES), F(mt), F(cm)]),
                 t("memory_tpos_index", I64, &[b, Sym(DIM_MEMORIES)]),
                 t("memory_valid", F32, &[b, Sym(DIM_MEMORIES)]),
                 t("obj_ptrs", F32, &[b, Sym(DIM_POINTERS), F(c)]),
@@ -165,7 +167,7 @@ pub fn graph_specs(m: &Manifest) -> Vec<GraphSpec> {
                 t("is_mask_from_pts", F32, &[b]),
                 t("object_score_logits", F32, &[b, F(1)]),
             ],
-            outputs: vec![t("maskmem_features", F32, &[b, F(h * h), F(cm)])],
+            outputs: vec![t("maskmem_features", F32, &[b, F(mt), F(cm)])],
         },
     ]
 }
@@ -432,6 +434,39 @@ mod tests {
     #[test]
     fn exporter_records_match_the_rust_contract() {
         check_manifest_entries(&micro()).unwrap();
+    }
+
+    fn micro_edgetam() -> Manifest {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/micro-edgetam/model.json"
+        );
+        Manifest::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn edgetam_memory_is_the_perceivers_tokens() {
+        let m = micro_edgetam();
+        check_manifest_entries(&m).unwrap();
+        let (b, nm) = (Dim::Symbolic(DIM_OBJECTS), Dim::Symbolic(DIM_MEMORIES));
+        let enc = graph_spec(&m, manifest::MEMORY_ENCODER).unwrap();
+        assert_eq!(enc.outputs[0].shape, vec![b, Dim::Fixed(24), Dim::Fixed(8)]);
+        let att = graph_spec(&m, manifest::MEMORY_ATTENTION).unwrap();
+        let memory = att.inputs.iter().find(|t| t.name == "memory").unwrap();
+        assert_eq!(memory.shape, vec![b, nm, Dim::Fixed(24), Dim::Fixed(8)]);
+        // a SAM 2 graph (a memory frame = the 64 grid tokens) does not pass
+        let mut wrong = m.clone();
+        wrong
+            .graphs
+            .get_mut(manifest::MEMORY_ENCODER)
+            .unwrap()
+            .outputs[0]
+            .shape[1] = DimEntry::Fixed(64);
+        let e = check_manifest_entries(&wrong).unwrap_err();
+        assert_eq!(
+            (e.graph.as_str(), e.tensor.as_str()),
+            ("memory_encoder", "maskmem_features")
+        );
     }
 
     #[test]

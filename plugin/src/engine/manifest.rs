@@ -62,11 +62,24 @@ fn field_err(field: impl Into<String>, problem: impl Into<String>) -> ManifestEr
 pub struct ModelInfo {
     /// Config name given to the exporter (`sam2.1_hiera_t`, `micro`, ...).
     pub config: String,
-    /// `sam2.0`, `sam2.1` or `micro-sam2.1`.
+    /// `sam2.0`, `sam2.1`, `micro-sam2.1`, `edgetam` or `micro-edgetam`.
     pub family: String,
     /// SAM 2.1 behaviour (signed pointer time encoding, no-object spatial embedding).
     pub sam2_1: bool,
     pub parameters: u64,
+}
+
+/// EdgeTAM's spatial perceiver (see CONTRACT.md, "EdgeTAM"): each stored
+/// memory frame is `num_latents` global latents (no RoPE, zero position
+/// encoding) followed by `num_latents_2d` latents on a `grid` × `grid` map.
+/// The graphs hold everything about it; the engine only needs the token count
+/// ([`Manifest::memory_tokens`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpatialPerceiver {
+    pub num_latents: u32,
+    pub num_latents_2d: u32,
+    pub grid: u32,
+    pub depth: u32,
 }
 
 /// Frame preprocessing: stretch to `image_size`², RGB, `(x * scale - mean) / std`.
@@ -173,6 +186,14 @@ pub struct Manifest {
     pub low_res_mask_size: u32,
     /// Mask tokens of the decoder (1 single-mask + 3 multimask).
     pub num_mask_tokens: u32,
+    /// Tokens of one stored memory frame (`memory_tokens` in model.json):
+    /// absent in exports older than EdgeTAM support, where it is always
+    /// `feat_size²`. Read it with [`Manifest::memory_tokens`].
+    #[serde(default, rename = "memory_tokens")]
+    memory_tokens_field: Option<u32>,
+    /// EdgeTAM's memory compression; `None` for SAM 2 / 2.1.
+    #[serde(default)]
+    pub spatial_perceiver: Option<SpatialPerceiver>,
     pub preprocess: Preprocess,
     pub settings: Settings,
     pub constants: BTreeMap<String, ConstTensor>,
@@ -185,6 +206,14 @@ impl Manifest {
         let manifest: Manifest = serde_json::from_str(text)?;
         manifest.check()?;
         Ok(manifest)
+    }
+
+    /// Tokens of one stored memory frame (`Mt`): `feat_size²` for SAM 2 / 2.1,
+    /// the perceiver's `num_latents + num_latents_2d` for EdgeTAM. The memory
+    /// encoder outputs `[B, Mt, Cm]`; memory attention reads `[B, Nm, Mt, Cm]`.
+    pub fn memory_tokens(&self) -> u32 {
+        self.memory_tokens_field
+            .unwrap_or(self.feat_size * self.feat_size)
     }
 
     /// A learned host constant by name (checked to exist by [`Manifest::check`]).
@@ -243,6 +272,7 @@ impl Manifest {
         expect("high_res_channels[0]", self.high_res_channels[0], c / 8)?;
         expect("high_res_channels[1]", self.high_res_channels[1], c / 4)?;
         expect("num_mask_tokens", self.num_mask_tokens, 4)?;
+        self.check_memory_layout()?;
         let st = &self.settings;
         if !(1..=7).contains(&st.num_maskmem) {
             return Err(field_err(
@@ -308,6 +338,54 @@ impl Manifest {
         }
         Ok(())
     }
+
+    /// `memory_tokens` and `spatial_perceiver` agree with each other and with
+    /// the feature grid.
+    fn check_memory_layout(&self) -> Result<(), ManifestError> {
+        let mt = self.memory_tokens();
+        let Some(p) = &self.spatial_perceiver else {
+            let hw = self.feat_size * self.feat_size;
+            if mt != hw {
+                return Err(field_err(
+                    "memory_tokens",
+                    format!(
+                        "is {mt}, but without a spatial_perceiver a memory frame is the \
+                         {hw} tokens of the feature grid"
+                    ),
+                ));
+            }
+            return Ok(());
+        };
+        if p.grid.checked_mul(p.grid) != Some(p.num_latents_2d) {
+            return Err(field_err(
+                "spatial_perceiver.grid",
+                format!(
+                    "is {}, but num_latents_2d {} is not its square",
+                    p.grid, p.num_latents_2d
+                ),
+            ));
+        }
+        if p.grid > 0 && !self.feat_size.is_multiple_of(p.grid) {
+            return Err(field_err(
+                "spatial_perceiver.grid",
+                format!(
+                    "{} does not divide the {} x {} feature grid",
+                    p.grid, self.feat_size, self.feat_size
+                ),
+            ));
+        }
+        let want = p.num_latents.checked_add(p.num_latents_2d);
+        if mt == 0 || want != Some(mt) {
+            return Err(field_err(
+                "memory_tokens",
+                format!(
+                    "is {mt}, but the spatial perceiver gives {} + {} tokens",
+                    p.num_latents, p.num_latents_2d
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -349,6 +427,74 @@ mod tests {
         for name in GRAPH_NAMES {
             assert_eq!(m.graphs[name].file, format!("{name}.onnx"));
         }
+    }
+
+    fn edgetam_fixture() -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/micro-edgetam/model.json"
+        );
+        std::fs::read_to_string(path).expect("tests/fixtures/micro-edgetam/model.json")
+    }
+
+    fn edited_edgetam(
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<Manifest, ManifestError> {
+        let mut v: serde_json::Value = serde_json::from_str(&edgetam_fixture()).unwrap();
+        edit(&mut v);
+        Manifest::from_json(&v.to_string())
+    }
+
+    #[test]
+    fn memory_tokens_default_to_the_feature_grid() {
+        // exports before EdgeTAM support have no memory_tokens field
+        let m = edited(|v| {
+            v.as_object_mut().unwrap().remove("memory_tokens");
+        })
+        .unwrap();
+        assert_eq!(m.memory_tokens(), 64);
+        assert!(m.spatial_perceiver.is_none());
+        let m = edited(|v| v["memory_tokens"] = 64.into()).unwrap();
+        assert_eq!(m.memory_tokens(), 64);
+        let e = edited(|v| v["memory_tokens"] = 24.into()).unwrap_err();
+        assert_eq!(field_of(e), "memory_tokens");
+    }
+
+    #[test]
+    fn micro_edgetam_fixture_parses_with_its_memory_layout() {
+        let m = Manifest::from_json(&edgetam_fixture()).unwrap();
+        assert_eq!(m.model.family, "micro-edgetam");
+        assert!(!m.model.sam2_1);
+        assert_eq!((m.image_size, m.feat_size), (128, 8));
+        assert_eq!((m.hidden_dim, m.mem_dim), (32, 8));
+        // 8 global + 4 x 4 2D latents, not the 64 tokens of the 8 x 8 grid
+        assert_eq!(m.memory_tokens(), 24);
+        let p = m.spatial_perceiver.as_ref().unwrap();
+        assert_eq!((p.num_latents, p.num_latents_2d, p.grid), (8, 16, 4));
+        // EdgeTAM keeps SAM 2.0's pointer settings
+        assert!(!m.settings.add_tpos_enc_to_obj_ptrs);
+        assert!(!m.settings.no_obj_embed_spatial);
+        assert!(m.settings.fixed_no_obj_ptr);
+    }
+
+    #[test]
+    fn inconsistent_memory_layout_names_the_field() {
+        let e = edited_edgetam(|v| v["memory_tokens"] = 64.into()).unwrap_err();
+        assert_eq!(field_of(e), "memory_tokens");
+        let e = edited_edgetam(|v| {
+            v.as_object_mut().unwrap().remove("memory_tokens");
+        })
+        .unwrap_err();
+        assert_eq!(field_of(e), "memory_tokens");
+        let e = edited_edgetam(|v| v["spatial_perceiver"]["grid"] = 3.into()).unwrap_err();
+        assert_eq!(field_of(e), "spatial_perceiver.grid");
+        let e = edited_edgetam(|v| {
+            v["spatial_perceiver"]["grid"] = 16.into();
+            v["spatial_perceiver"]["num_latents_2d"] = 256.into();
+            v["memory_tokens"] = 264.into();
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("does not divide"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The committed micro EdgeTAM model (tests/fixtures/micro-edgetam, written by
+//! `models/export.py --config micro-edgetam --random-weights --seed 0`): its
+//! manifest and graphs pass the contract with EdgeTAM's memory layout (a
+//! memory frame is the spatial perceiver's latents, not the feature grid), and
+//! the memory encoder's output feeds memory attention. The tracker does not
+//! run EdgeTAM models yet.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{micro_edgetam_dir, require_runtime};
+use gstsam2::engine::{manifest, model::ModelDir};
+use sha2::{Digest, Sha256};
+
+fn micro_edgetam() -> ModelDir {
+    ModelDir::open(&micro_edgetam_dir()).expect("tests/fixtures/micro-edgetam opens")
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Deterministic, varied test values.
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+type Outputs = BTreeMap<String, (Vec<i64>, Vec<f32>)>;
+
+fn collect(outputs: &ort::session::SessionOutputs) -> Outputs {
+    outputs
+        .iter()
+        .map(|(name, value)| {
+            let (shape, data) = value.try_extract_tensor::<f32>().expect("f32 output");
+            (name.to_string(), (shape.to_vec(), data.to_vec()))
+        })
+        .collect()
+}
+
+fn f32_tensor(shape: Vec<i64>, data: Vec<f32>) -> ort::value::DynValue {
+    ort::value::Tensor::from_array((shape, data))
+        .expect("tensor")
+        .into_dyn()
+}
+
+#[test]
+fn micro_edgetam_opens_and_its_graphs_pass_the_contract() {
+    let m = micro_edgetam();
+    let mf = m.manifest();
+    assert_eq!(mf.model.family, "micro-edgetam");
+    assert_eq!(mf.memory_tokens(), 24);
+    assert_ne!(mf.memory_tokens(), mf.feat_size * mf.feat_size);
+    for graph in manifest::GRAPH_NAMES {
+        assert_eq!(
+            mf.graphs[graph].sha256,
+            sha256_hex(&m.graph_path(graph)),
+            "{graph}: model.json records another file (re-export the fixture)"
+        );
+    }
+    let rt = require_runtime();
+    m.check_graphs(rt.environment())
+        .expect("every micro EdgeTAM graph matches the contract");
+}
+
+/// Memory encoder (mask + features -> perceiver latents) for two objects, its
+/// output as the memory of memory attention: the shapes chain, the values are
+/// finite and the objects' memories differ.
+#[test]
+fn micro_edgetam_memory_encoder_feeds_memory_attention() {
+    let rt = require_runtime();
+    let m = micro_edgetam();
+    let mf = m.manifest();
+    let (c, cm, h, l) = (
+        i64::from(mf.hidden_dim),
+        i64::from(mf.mem_dim),
+        i64::from(mf.feat_size),
+        i64::from(mf.low_res_mask_size),
+    );
+    let mt = i64::from(mf.memory_tokens());
+    let feat_n = (c * h * h) as usize;
+    let vision_feat = values(feat_n, 1);
+    let vision_pos = values(feat_n, 2);
+
+    let mut enc = m
+        .load_checked(rt.environment(), manifest::MEMORY_ENCODER)
+        .unwrap();
+    let masks = values((2 * l * l) as usize, 3)
+        .iter()
+        .map(|x| x * 8.0)
+        .collect();
+    let out = enc
+        .run(ort::inputs![
+            "vision_feat" => f32_tensor(vec![1, c, h, h], vision_feat.clone()),
+            "masks" => f32_tensor(vec![2, 1, l, l], masks),
+            "is_mask_from_pts" => f32_tensor(vec![2], vec![1.0, 0.0]),
+            "object_score_logits" => f32_tensor(vec![2, 1], vec![2.0, -3.0]),
+        ])
+        .expect("memory encoder runs");
+    let out = collect(&out);
+    let (shape, memory) = &out["maskmem_features"];
+    assert_eq!(shape, &vec![2, mt, cm]);
+    assert!(memory.iter().all(|x| x.is_finite()));
+    let per_object = (mt * cm) as usize;
+    assert_ne!(memory[..per_object], memory[per_object..]);
+
+    let mut att = m
+        .load_checked(rt.environment(), manifest::MEMORY_ATTENTION)
+        .unwrap();
+    let index = ort::value::Tensor::from_array((vec![2i64, 1], vec![6i64, 6]))
+        .unwrap()
+        .into_dyn();
+    let out = att
+        .run(ort::inputs![
+            "vision_feat" => f32_tensor(vec![1, c, h, h], vision_feat),
+            "vision_pos" => f32_tensor(vec![1, c, h, h], vision_pos),
+            "memory" => f32_tensor(vec![2, 1, mt, cm], memory.clone()),
+            "memory_tpos_index" => index,
+            "memory_valid" => f32_tensor(vec![2, 1], vec![1.0, 1.0]),
+            "obj_ptrs" => f32_tensor(vec![2, 1, c], values((2 * c) as usize, 4)),
+            "obj_ptr_tpos" => f32_tensor(vec![2, 1], vec![0.0, 0.0]),
+            "obj_ptr_valid" => f32_tensor(vec![2, 1], vec![1.0, 1.0]),
+        ])
+        .expect("memory attention runs on the perceiver's memory");
+    let out = collect(&out);
+    let (shape, feat) = &out["pix_feat_with_mem"];
+    assert_eq!(shape, &vec![2, c, h, h]);
+    assert!(feat.iter().all(|x| x.is_finite()));
+    assert_ne!(
+        feat[..feat_n],
+        feat[feat_n..],
+        "memory changes the features"
+    );
+}
