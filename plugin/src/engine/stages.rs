@@ -132,6 +132,9 @@ pub struct Dims {
     pub tokens: usize,
     pub c0: usize,
     pub c1: usize,
+    /// Tokens of one stored memory: H·W for SAM 2, the spatial perceiver's
+    /// latents for EdgeTAM (`memory_tokens` in model.json).
+    pub mt: usize,
 }
 
 impl Dims {
@@ -145,6 +148,7 @@ impl Dims {
             tokens: m.num_mask_tokens as usize,
             c0: m.high_res_channels[0] as usize,
             c1: m.high_res_channels[1] as usize,
+            mt: m.memory_tokens() as usize,
         }
     }
 
@@ -374,7 +378,7 @@ pub struct Stages {
     slot_f32: Graph,
     mask_plane: Graph,
     add_bias: Graph,
-    /// bf16 zeros [1, HW, Cm]: what a padding slot of the memory holds.
+    /// bf16 zeros [1, Mt, Cm]: what a padding slot of the memory holds.
     zero_memory: StoredMemory,
     /// Device tensors kept for reuse (memory-attention inputs and outputs).
     pool: Vec<Tensor<f32>>,
@@ -482,10 +486,10 @@ impl Stages {
             placements,
             times: StageTimes::default(),
         };
-        let hw_cm = dims.hw() * dims.cm;
+        let mt_cm = dims.mt * dims.cm;
         stages.zero_memory = stages
             .store_bf16(
-                host(graphs::TO_BF16, &[1, dims.hw(), dims.cm], vec![0f32; hw_cm])
+                host(graphs::TO_BF16, &[1, dims.mt, dims.cm], vec![0f32; mt_cm])
                     .map_err(|e| ModelError::GraphLoad {
                         graph: graphs::TO_BF16,
                         path: Default::default(),
@@ -607,10 +611,10 @@ impl Stages {
         let mut out = self.pooled(G, &[objects.len(), d.c, d.h, d.h])?;
         for (k, m) in objects.iter().enumerate() {
             assert_eq!(m.batch, 1, "memory attention runs one object at a time");
-            let slot = d.hw() * d.cm;
-            let mut memory = self.pooled(G, &[1, m.nm, d.hw(), d.cm])?;
+            let slot = d.mt * d.cm;
+            let mut memory = self.pooled(G, &[1, m.nm, d.mt, d.cm])?;
             for (s, stored) in m.slots.iter().enumerate() {
-                let into = region(G, &mut memory, s * slot, &[1, d.hw(), d.cm])?;
+                let into = region(G, &mut memory, s * slot, &[1, d.mt, d.cm])?;
                 self.fill_slot(stored.as_ref(), into)?;
             }
             let small = (
@@ -717,7 +721,7 @@ impl Stages {
             .map(|index| StoredMemory {
                 batch: Arc::clone(&batch),
                 index,
-                bytes: d.hw() * d.cm * 2,
+                bytes: d.mt * d.cm * 2,
             })
             .collect())
     }
@@ -788,7 +792,7 @@ mod tests {
         let (_rt, mut st) = stages();
         assert_eq!(st.device(), "cpu");
         let d = st.dims;
-        let n = d.hw() * d.cm;
+        let n = d.mt * d.cm;
         let mut x: Vec<f32> = (0..2 * n)
             .map(|i| ((i as f32 * 0.7311).sin() * 1000.0) / (1.0 + (i % 13) as f32))
             .collect();
@@ -796,19 +800,19 @@ mod tests {
         x[..6].copy_from_slice(&[1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -2.5, 0.0, 1e-40, 3e38]);
         let stored = st
             .store_bf16(
-                host("test", &[2, d.hw(), d.cm], x.clone())
+                host("test", &[2, d.mt, d.cm], x.clone())
                     .unwrap()
                     .into_dyn(),
             )
             .unwrap();
         assert_eq!(stored.len(), 2);
         assert_eq!(stored[1].bytes(), n * 2);
-        let mut slots = st.pooled("test", &[1, 3, d.hw(), d.cm]).unwrap();
+        let mut slots = st.pooled("test", &[1, 3, d.mt, d.cm]).unwrap();
         for (s, m) in [Some(&stored[1]), None, Some(&stored[0])]
             .into_iter()
             .enumerate()
         {
-            let into = region("test", &mut slots, s * n, &[1, d.hw(), d.cm]).unwrap();
+            let into = region("test", &mut slots, s * n, &[1, d.mt, d.cm]).unwrap();
             st.fill_slot(m, into).unwrap();
         }
         let got = host_floats(&slots);
