@@ -46,8 +46,12 @@
 //! graphs and the frame-size masks the element would output. Prints one
 //! `RESULT {json}` line per run.
 
+#[path = "common/bench_input.rs"]
+mod bench_input;
 #[path = "../tests/common/images.rs"]
 mod images;
+
+use bench_input::{Image, clicks, read_frames, read_points};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -56,8 +60,8 @@ use std::time::{Duration, Instant};
 use gstsam2::engine::model::{ModelDir, SessionOptions};
 use gstsam2::engine::runtime;
 use gstsam2::engine::stages::{StageTimes, Stages};
-use gstsam2::engine::step::{FrameInput, FrameResult, Prompt};
-use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig};
+use gstsam2::engine::step::{FrameInput, FrameResult};
+use gstsam2::engine::tracker::{Tracker, TrackerConfig};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -122,48 +126,6 @@ fn parse_args() -> Result<Args, Error> {
         return Err("usage: bench --model DIR --frames DIR [options] (see the source)".into());
     }
     Ok(a)
-}
-
-struct Image {
-    rgb: Vec<u8>,
-    width: usize,
-    height: usize,
-}
-
-fn read_png(path: &Path) -> Result<Image, Error> {
-    let (width, height, color, rgb) = images::decode_png(path)?;
-    if color != png::ColorType::Rgb {
-        return Err(format!("{}: not 8-bit RGB", path.display()).into());
-    }
-    Ok(Image { rgb, width, height })
-}
-
-fn read_frames(dir: &Path, limit: usize) -> Result<Vec<Image>, Error> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    names.sort();
-    if limit > 0 {
-        names.truncate(limit);
-    }
-    names.iter().map(|p| read_png(p)).collect()
-}
-
-fn read_points(dir: &Path) -> Result<Vec<[f32; 2]>, Error> {
-    let text = std::fs::read_to_string(dir.join("prompts.json"))?;
-    let v: serde_json::Value = serde_json::from_str(&text)?;
-    let points = v["points"]
-        .as_array()
-        .ok_or("prompts.json: no \"points\" array")?;
-    points
-        .iter()
-        .map(|p| {
-            let x = p[0].as_f64().ok_or("prompts.json: bad point")?;
-            let y = p[1].as_f64().ok_or("prompts.json: bad point")?;
-            Ok([x as f32, y as f32])
-        })
-        .collect()
 }
 
 /// Resets the peak RSS (VmHWM) of this process (Linux `clear_refs`).
@@ -259,27 +221,8 @@ fn track_frame(
     points: &[[f32; 2]],
     count: usize,
 ) -> Result<FrameResult, Error> {
-    let frame = Frame {
-        data: &img.rgb,
-        width: img.width,
-        height: img.height,
-        stride: img.width * 3,
-        format: PixelFormat::Rgb,
-    };
-    let prompts: Vec<Prompt> = if i == 0 {
-        (1..)
-            .zip(points.iter().take(count))
-            .map(|(id, p)| Prompt::Points {
-                id,
-                clicks: vec![(*p, true)],
-                bbox: None,
-                clear: true,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let result = tracker.step(FrameInput::Packed(frame), &prompts)?;
+    let prompts = clicks(i, points, count);
+    let result = tracker.step(FrameInput::Packed(img.frame()), &prompts)?;
     if let Some((i, err)) = result.refused.first() {
         return Err(format!("prompt {i} refused: {err}").into());
     }

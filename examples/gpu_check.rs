@@ -32,19 +32,23 @@
 //! provider that cannot run is an error (no CPU fallback), so a figure
 //! labelled cuda is one measured on CUDA.
 
+#[path = "common/bench_input.rs"]
+mod bench_input;
 #[path = "../tests/common/golden.rs"]
 mod golden;
 #[path = "../tests/common/images.rs"]
 mod images;
 
-use std::path::{Path, PathBuf};
+use bench_input::{clicks, read_frames, read_points};
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gstsam2::engine::model::{ExecutionProvider, GpuOptions, ModelDir, SessionOptions};
 use gstsam2::engine::runtime;
 use gstsam2::engine::stages::{StageTimes, Stages};
-use gstsam2::engine::step::{FrameInput, Prompt};
-use gstsam2::engine::tracker::{Frame, PixelFormat, Tracker, TrackerConfig};
+use gstsam2::engine::step::FrameInput;
+use gstsam2::engine::tracker::{Tracker, TrackerConfig};
 use serde_json::json;
 
 type Error = Box<dyn std::error::Error>;
@@ -215,49 +219,6 @@ fn parity(a: &Args, rt: &runtime::OrtRuntime) -> Result<(), Error> {
     Ok(())
 }
 
-struct Image {
-    rgb: Vec<u8>,
-    width: usize,
-    height: usize,
-}
-
-fn read_frames(dir: &Path, limit: usize) -> Result<Vec<Image>, Error> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    names.sort();
-    if limit > 0 {
-        names.truncate(limit);
-    }
-    names
-        .iter()
-        .map(|p| {
-            let (width, height, color, rgb) = images::decode_png(p)?;
-            if color != png::ColorType::Rgb {
-                return Err(format!("{}: not 8-bit RGB", p.display()).into());
-            }
-            Ok(Image { rgb, width, height })
-        })
-        .collect()
-}
-
-fn read_points(dir: &Path) -> Result<Vec<[f32; 2]>, Error> {
-    let text = std::fs::read_to_string(dir.join("prompts.json"))?;
-    let v: serde_json::Value = serde_json::from_str(&text)?;
-    let points = v["points"]
-        .as_array()
-        .ok_or("prompts.json: no \"points\" array")?;
-    points
-        .iter()
-        .map(|p| {
-            let x = p[0].as_f64().ok_or("prompts.json: bad point")?;
-            let y = p[1].as_f64().ok_or("prompts.json: bad point")?;
-            Ok([x as f32, y as f32])
-        })
-        .collect()
-}
-
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -294,28 +255,9 @@ fn bench(a: &Args, rt: &runtime::OrtRuntime) -> Result<(), Error> {
         let mut times = Vec::new();
         let mut stages = StageTimes::default();
         for (i, img) in frames.iter().enumerate() {
-            let frame = Frame {
-                data: &img.rgb,
-                width: img.width,
-                height: img.height,
-                stride: img.width * 3,
-                format: PixelFormat::Rgb,
-            };
-            let prompts: Vec<Prompt> = if i == 0 {
-                (1..)
-                    .zip(points.iter().take(count))
-                    .map(|(id, p)| Prompt::Points {
-                        id,
-                        clicks: vec![(*p, true)],
-                        bbox: None,
-                        clear: true,
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let prompts = clicks(i, &points, count);
             let start = Instant::now();
-            let result = tracker.step(FrameInput::Packed(frame), &prompts)?;
+            let result = tracker.step(FrameInput::Packed(img.frame()), &prompts)?;
             let elapsed = start.elapsed();
             if let Some((i, err)) = result.refused.first() {
                 return Err(format!("prompt {i} refused: {err}").into());

@@ -92,6 +92,20 @@ def _load_yaml(name: str):
     return OmegaConf.load(str(path))
 
 
+def _micro_memory_attention(a, S):
+    """The memory attention of both micro configs: 2 layers of width 32 over the
+    S/16 grid, keys of the 8-channel memory."""
+    a.d_model = 32
+    a.num_layers = 2
+    a.layer.d_model = 32
+    a.layer.dim_feedforward = 64
+    a.layer.self_attention.embedding_dim = 32
+    a.layer.self_attention.feat_sizes = [S // 16, S // 16]
+    a.layer.cross_attention.embedding_dim = 32
+    a.layer.cross_attention.kv_in_dim = 8
+    return a
+
+
 def _micro(cfg):
     """A ~0.6 M parameter SAM 2.1 at 128x128 that keeps every structural feature
     (4 Hiera stages with windowed + global attention, FPN with high-res features,
@@ -110,16 +124,8 @@ def _micro(cfg):
     n.d_model = 32
     n.backbone_channel_list = [64, 32, 16, 8]
     n.position_encoding.num_pos_feats = 32
-    a = m.memory_attention
-    a.d_model = 32
-    a.num_layers = 2
-    a.layer.d_model = 32
-    a.layer.dim_feedforward = 64
-    a.layer.self_attention.embedding_dim = 32
-    a.layer.self_attention.feat_sizes = [S // 16, S // 16]
-    a.layer.cross_attention.embedding_dim = 32
+    a = _micro_memory_attention(m.memory_attention, S)
     a.layer.cross_attention.feat_sizes = [S // 16, S // 16]
-    a.layer.cross_attention.kv_in_dim = 8
     e = m.memory_encoder
     e.out_dim = 8
     e.in_dim = 32
@@ -143,17 +149,9 @@ def _micro_edgetam(cfg):
     n.d_model = 32
     n.backbone_channel_list = list(reversed(MICRO_EDGETAM_TRUNK["embed_dim"]))
     n.position_encoding.num_pos_feats = 32
-    a = m.memory_attention
-    a.d_model = 32
-    a.num_layers = 2
-    a.layer.d_model = 32
-    a.layer.dim_feedforward = 64
-    a.layer.self_attention.embedding_dim = 32
-    a.layer.self_attention.feat_sizes = [S // 16, S // 16]
-    a.layer.cross_attention.embedding_dim = 32
+    a = _micro_memory_attention(m.memory_attention, S)
     a.layer.cross_attention.q_sizes = [S // 16, S // 16]
     a.layer.cross_attention.k_sizes = [4, 4]
-    a.layer.cross_attention.kv_in_dim = 8
     e = m.memory_encoder
     e.out_dim = 8
     e.position_encoding.num_pos_feats = 8

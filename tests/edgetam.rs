@@ -11,22 +11,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use common::{micro_edgetam_dir, require_runtime};
+use common::{micro_edgetam_dir, require_runtime, sha256_hex};
 use gstsam2::engine::{manifest, model::ModelDir};
-use sha2::{Digest, Sha256};
 
 fn micro_edgetam() -> ModelDir {
     ModelDir::open(&micro_edgetam_dir()).expect("tests/fixtures/micro-edgetam opens")
-}
-
-fn sha256_hex(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Deterministic, varied test values.

@@ -9,10 +9,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{fixtures, micro_dir, read_png, require_runtime};
+use common::{fixtures, micro_dir, read_png, require_runtime, sha256_hex};
 use gstsam2::engine::{manifest, model::ModelDir};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 fn golden() -> Value {
     let path = fixtures().join("golden/golden.json");
@@ -27,14 +26,6 @@ fn golden() -> Value {
 
 fn micro() -> ModelDir {
     ModelDir::open(&micro_dir()).expect("tests/fixtures/micro opens")
-}
-
-fn sha256_hex(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn u(v: &Value) -> usize {

@@ -74,3 +74,14 @@ pub fn session_options() -> SessionOptions {
         ..SessionOptions::default()
     }
 }
+
+/// Hex sha256 of a file (as model.json records it); fails the test when the
+/// file cannot be read.
+pub fn sha256_hex(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
