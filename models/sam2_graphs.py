@@ -254,7 +254,7 @@ def build_model(
     elif seed is not None:
         randomize_weights(model, seed)
         if config in (MICRO_CONFIG, "micro-edgetam"):
-            calibrate_for_golden(model)
+            calibrate_for_golden(model, config)
     else:
         raise ValueError("give a checkpoint or a seed for random weights")
     model.eval()
@@ -317,12 +317,13 @@ def _calibrate_batchnorm(model, gen) -> None:
 
 
 @torch.no_grad()
-def calibrate_for_golden(model: torch.nn.Module) -> None:
+def calibrate_for_golden(model: torch.nn.Module, config: str = MICRO_CONFIG) -> None:
     """Rescale a few randomised tensors of the micro test model so that its golden
     fixture can catch mistakes (make_golden.py checks that it does). Plain random weights
     make every mask nearly full and every object converge to the same mask within a few
     frames; these scales make masks, objects and memories matter. Not used for other
     configs: sharper attention also amplifies float noise at full size."""
+    k = GOLDEN_CALIBRATION[config]
     dec = model.sam_mask_decoder
     # Zero-sum hypernetwork outputs: a mask is sum_c h_c * u_c over the upscaled
     # channels u_c (post-GELU, all with a positive mean); random h would make most
@@ -336,32 +337,46 @@ def calibrate_for_golden(model: torch.nn.Module) -> None:
     # of the upscaled mask features, which then decide every pixel alike; scaled down,
     # the masks follow the (prompt- and memory-conditioned) stride-16 embedding.
     for conv in (dec.conv_s0, dec.conv_s1):
-        conv.weight.mul_(HIGH_RES_GAIN)
-        conv.bias.mul_(HIGH_RES_GAIN)
+        conv.weight.mul_(k["high_res_gain"])
+        conv.bias.mul_(k["high_res_gain"])
     # Memory must be able to carry an object's identity: with plain random scales the
     # cross-attention output is small next to the image features and all objects
     # converge to one mask within a few frames.
     # Sharper cross-attention (larger q/k) lets a memory's spatial layout matter.
     for layer in model.memory_attention.layers:
         xa = layer.cross_attn_image
-        xa.out_proj.weight.mul_(XATTN_GAIN)
-        xa.q_proj.weight.mul_(XATTN_QK_GAIN)
-        xa.k_proj.weight.mul_(XATTN_QK_GAIN)
+        xa.out_proj.weight.mul_(k["xattn_gain"])
+        xa.q_proj.weight.mul_(k["xattn_qk_gain"])
+        xa.k_proj.weight.mul_(k["xattn_qk_gain"])
     head = dec.pred_obj_score_head
     last = head.layers[-1] if hasattr(head, "layers") else head
-    last.weight.mul_(OBJECT_SCORE_GAIN)
-    last.bias.fill_(OBJECT_SCORE_BIAS)
+    last.weight.mul_(k["object_score_gain"])
+    last.bias.fill_(k["object_score_bias"])
 
 
 # Calibration of the micro model's random weights (see calibrate_for_golden). The
 # object-score gain/bias were chosen so that, with seed 0, objects are present on most frames
 # of the golden scenario but a few object/frame pairs are judged absent, every score with a
 # margin of >= 0.05 from 0 (make_golden.py checks this). Real checkpoints never use these.
-HIGH_RES_GAIN = 0.1
-XATTN_GAIN = 3.0
-XATTN_QK_GAIN = 1.2
-OBJECT_SCORE_GAIN = 30.0
-OBJECT_SCORE_BIAS = -8.0
+# The micro EdgeTAM (its golden: make_golden.py --family edgetam) needs its own: with the
+# micro SAM 2's values nearly every object/frame pair is judged absent, and its tracked masks
+# are nearly full.
+GOLDEN_CALIBRATION = {
+    MICRO_CONFIG: {
+        "high_res_gain": 0.1,
+        "xattn_gain": 3.0,
+        "xattn_qk_gain": 1.2,
+        "object_score_gain": 30.0,
+        "object_score_bias": -8.0,
+    },
+    "micro-edgetam": {
+        "high_res_gain": 0.05,
+        "xattn_gain": 5.0,
+        "xattn_qk_gain": 1.2,
+        "object_score_gain": 30.0,
+        "object_score_bias": 14.0,
+    },
+}
 
 
 @torch.no_grad()
