@@ -218,3 +218,52 @@ fn tracker_runs_micro_edgetam() {
     assert!(most <= 4 * (1 + reach), "{most} memories");
     println!("micro EdgeTAM: 14 frames, 4 objects, at most {most} memories of {per_memory} bytes");
 }
+
+/// The golden scenario of the official EdgeTAM predictor
+/// (tests/fixtures/golden-edgetam, made by `models/make_golden.py --family
+/// edgetam`) through the engine with the micro EdgeTAM: for every frame and
+/// object, mask IoU >= 0.99, identical object-score sign, low-res logits
+/// within 1e-3. The official EdgeTAM predictor is the older SAM 2 one (new
+/// objects only before tracking starts, a prompt frame is a conditioning frame
+/// for every object), so its scenario adds every object on frame 0 and prompts
+/// every live object on each later prompt frame: no object mid-stream (see
+/// EDGETAM_SCENARIO in models/make_golden.py).
+#[test]
+fn micro_edgetam_golden_parity() {
+    use common::golden::{self, MAX_LOGIT_DIFF, MIN_MASK_IOU, Summary};
+    use common::{fixtures, session_options};
+    use gstsam2::engine::stages::Stages;
+    use gstsam2::engine::tracker::{Tracker, TrackerConfig};
+    let rt = require_runtime();
+    let model = micro_edgetam();
+    let stages = Stages::load(&model, rt.environment(), &session_options()).expect("loads");
+    let mut tracker =
+        Tracker::new(stages, model.manifest(), TrackerConfig::default()).expect("tracker");
+    let entries = golden::run_scenario(&mut tracker, &fixtures().join("golden-edgetam"))
+        .unwrap_or_else(|e| panic!("EdgeTAM golden scenario: {e}"));
+    let s = Summary::of(&entries);
+    println!(
+        "EdgeTAM golden parity over {} frame/object pairs: min mask IoU {:.5} \
+         (frame {}, object {}), max |logit diff| {:.3e}, max |score diff| \
+         {:.3e}, max |IoU-prediction diff| {:.3e}, score sign mismatches {}",
+        s.pairs,
+        s.min_iou,
+        s.worst.0,
+        s.worst.1,
+        s.max_logit_diff,
+        s.max_score_diff,
+        s.max_pred_iou_diff,
+        s.sign_mismatches.len()
+    );
+    assert!(
+        s.sign_mismatches.is_empty(),
+        "object-score sign differs: {:?}",
+        s.sign_mismatches
+    );
+    assert!(s.min_iou >= MIN_MASK_IOU, "min mask IoU {}", s.min_iou);
+    assert!(
+        s.max_logit_diff <= MAX_LOGIT_DIFF,
+        "max logit diff {}",
+        s.max_logit_diff
+    );
+}

@@ -112,14 +112,18 @@ pub fn run_scenario(tracker: &mut Tracker, dir: &Path) -> Result<Vec<Entry>> {
     let frames = golden["frames"]
         .as_array()
         .ok_or("golden.json: no frames")?;
+    // the inputs folder, relative to `dir` (the EdgeTAM golden shares the SAM 2 golden's)
+    let inputs = dir.join(golden["inputs_dir"].as_str().unwrap_or("inputs"));
     let (s, l) = (tracker.dims().s, tracker.dims().l);
     let mut entries = Vec::new();
     for frame in frames {
         let t = frame["frame"].as_u64().ok_or("frame without index")?;
-        let (sw, sh, color, rgb) = decode_png(&dir.join(format!("inputs/{t:05}.png")))?;
+        let input_png = inputs.join(format!("{t:05}.png"));
+        let (sw, sh, color, rgb) = decode_png(&input_png)?;
         if color != png::ColorType::Rgb || (sw, sh) != (s, s) {
             return Err(format!(
-                "inputs/{t:05}.png is not an RGB {s}x{s} image (the model's input size)"
+                "{} is not an RGB {s}x{s} image (the model's input size)",
+                input_png.display()
             ));
         }
         let prompts = |when: &str| -> Result<Vec<Prompt>> {
