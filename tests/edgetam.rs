@@ -4,9 +4,9 @@
 //! `models/export.py --config micro-edgetam --random-weights --seed 0`): its
 //! manifest and graphs pass the contract with EdgeTAM's memory layout (a
 //! memory frame is the spatial perceiver's latents, not the feature grid), and
-//! the memory encoder's output feeds memory attention, and the tracker runs it.
-//! Parity with the official EdgeTAM predictor needs an EdgeTAM golden (not
-//! made yet).
+//! the memory encoder's output feeds memory attention, and the tracker runs it,
+//! in parity with the official EdgeTAM predictor on its golden scenario
+//! (tests/fixtures/golden-edgetam).
 
 mod common;
 
@@ -140,7 +140,7 @@ fn micro_edgetam_memory_encoder_feeds_memory_attention() {
 /// mask and an object added mid-stream, tracked frame after frame with every
 /// stored memory of the perceiver's size (`memory_tokens` × Cm bf16 plus the
 /// C-float pointer), the bank bounded. (Parity with the official EdgeTAM
-/// predictor needs its golden: not made yet.)
+/// predictor: `micro_edgetam_golden_parity`.)
 #[test]
 fn tracker_runs_micro_edgetam() {
     use gstsam2::engine::stages::Stages;
