@@ -487,7 +487,6 @@ def main(argv=None):
             "prompts every live object on each prompt frame after frame 0, so per-object "
             "bookkeeping (sam2track, sam2 1.1.0) gives the same (see EDGETAM_SCENARIO in "
             "models/make_golden.py)",
-            "clear_non_cond_mem_around_input": False,
         }
         log(f"EdgeTAM package: {os.path.dirname(sam2.__file__)}")
         patch_perceiver_for_batches()
@@ -509,6 +508,8 @@ def main(argv=None):
     predictor, _ = G.build_model(config, seed=SEED)
     facts = G.model_facts(predictor)
     if edgetam:
+        for k in ("clear_non_cond_mem_around_input", "clear_non_cond_mem_for_multi_obj"):
+            fam["reference_extra"][k] = bool(getattr(predictor, k))
         # the SAM 2 golden's frames and inputs (same video, same input size): checked, not rewritten
         with tempfile.TemporaryDirectory() as tmp:
             prepare_inputs(fam["frames_dir"], tmp, facts["image_size"])
