@@ -252,7 +252,7 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .nick("TensorRT engine cache")
             .blurb(
                 "Folder keeping TensorRT engines across starts (unset: every start builds \
-                 them again, which takes minutes)",
+                 them again before the first frame)",
             )
             .mutable_ready()
             .build(),
