@@ -230,7 +230,7 @@ fn tracker_runs_micro_edgetam() {
 /// EDGETAM_SCENARIO in models/make_golden.py).
 #[test]
 fn micro_edgetam_golden_parity() {
-    use common::golden::{self, MAX_LOGIT_DIFF, MIN_MASK_IOU, Summary};
+    use common::golden::{self, Summary};
     use common::{fixtures, session_options};
     use gstsam2::engine::stages::Stages;
     use gstsam2::engine::tracker::{Tracker, TrackerConfig};
@@ -242,28 +242,5 @@ fn micro_edgetam_golden_parity() {
     let entries = golden::run_scenario(&mut tracker, &fixtures().join("golden-edgetam"))
         .unwrap_or_else(|e| panic!("EdgeTAM golden scenario: {e}"));
     let s = Summary::of(&entries);
-    println!(
-        "EdgeTAM golden parity over {} frame/object pairs: min mask IoU {:.5} \
-         (frame {}, object {}), max |logit diff| {:.3e}, max |score diff| \
-         {:.3e}, max |IoU-prediction diff| {:.3e}, score sign mismatches {}",
-        s.pairs,
-        s.min_iou,
-        s.worst.0,
-        s.worst.1,
-        s.max_logit_diff,
-        s.max_score_diff,
-        s.max_pred_iou_diff,
-        s.sign_mismatches.len()
-    );
-    assert!(
-        s.sign_mismatches.is_empty(),
-        "object-score sign differs: {:?}",
-        s.sign_mismatches
-    );
-    assert!(s.min_iou >= MIN_MASK_IOU, "min mask IoU {}", s.min_iou);
-    assert!(
-        s.max_logit_diff <= MAX_LOGIT_DIFF,
-        "max logit diff {}",
-        s.max_logit_diff
-    );
+    s.assert_fp32_parity("EdgeTAM golden parity");
 }

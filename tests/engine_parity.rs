@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 
-use common::golden::{self, Entry, MAX_LOGIT_DIFF, MIN_MASK_IOU, Summary};
+use common::golden::{self, Entry, MIN_MASK_IOU, Summary};
 use common::{fixtures, micro_dir, require_runtime, session_options};
 use gstsam2::engine::model::ModelDir;
 use gstsam2::engine::stages::Stages;
@@ -49,30 +49,7 @@ fn run_scenario(model: &Path) -> Vec<Entry> {
 #[test]
 fn micro_golden_parity() {
     let s = Summary::of(&run_scenario(&micro_dir()));
-    println!(
-        "golden parity over {} frame/object pairs: min mask IoU {:.5} \
-         (frame {}, object {}), max |logit diff| {:.3e}, max |score diff| \
-         {:.3e}, max |IoU-prediction diff| {:.3e}, score sign mismatches {}",
-        s.pairs,
-        s.min_iou,
-        s.worst.0,
-        s.worst.1,
-        s.max_logit_diff,
-        s.max_score_diff,
-        s.max_pred_iou_diff,
-        s.sign_mismatches.len()
-    );
-    assert!(
-        s.sign_mismatches.is_empty(),
-        "object-score sign differs: {:?}",
-        s.sign_mismatches
-    );
-    assert!(s.min_iou >= MIN_MASK_IOU, "min mask IoU {}", s.min_iou);
-    assert!(
-        s.max_logit_diff <= MAX_LOGIT_DIFF,
-        "max logit diff {}",
-        s.max_logit_diff
-    );
+    s.assert_fp32_parity("golden parity");
 }
 
 #[test]

@@ -264,4 +264,38 @@ impl Summary {
             && self.min_iou >= MIN_MASK_IOU
             && self.max_logit_diff <= MAX_LOGIT_DIFF
     }
+
+    /// Prints the figures (`label` first) and fails the test when they are
+    /// outside the fp32 limits: a score-sign mismatch, IoU or logits.
+    #[allow(dead_code)] // used by the tests, not by examples/gpu_check.rs
+    pub fn assert_fp32_parity(&self, label: &str) {
+        println!(
+            "{label} over {} frame/object pairs: min mask IoU {:.5} \
+             (frame {}, object {}), max |logit diff| {:.3e}, max |score diff| \
+             {:.3e}, max |IoU-prediction diff| {:.3e}, score sign mismatches {}",
+            self.pairs,
+            self.min_iou,
+            self.worst.0,
+            self.worst.1,
+            self.max_logit_diff,
+            self.max_score_diff,
+            self.max_pred_iou_diff,
+            self.sign_mismatches.len()
+        );
+        assert!(
+            self.sign_mismatches.is_empty(),
+            "object-score sign differs: {:?}",
+            self.sign_mismatches
+        );
+        assert!(
+            self.min_iou >= MIN_MASK_IOU,
+            "min mask IoU {}",
+            self.min_iou
+        );
+        assert!(
+            self.max_logit_diff <= MAX_LOGIT_DIFF,
+            "max logit diff {}",
+            self.max_logit_diff
+        );
+    }
 }
