@@ -162,7 +162,7 @@ pub struct FrameMask {
     pub bbox: Option<[u32; 4]>,
 }
 
-/// A stored memory: bf16 features [HW, Cm] (on the execution device) and
+/// A stored memory: bf16 features [Mt, Cm] (on the execution device) and
 /// the object pointer [C] (host).
 #[derive(Debug, Clone)]
 struct Memory {
