@@ -173,23 +173,22 @@ def subgraph_names(model) -> set:
 
     names = set()
 
+    def subgraphs(node):
+        for a in node.attribute:
+            if a.type == AttributeProto.GRAPH:
+                yield a.g
+            elif a.type == AttributeProto.GRAPHS:
+                yield from a.graphs
+
     def walk(graph):
         for n in graph.node:
             names.update(n.input)
-            for a in n.attribute:
-                if a.type == AttributeProto.GRAPH:
-                    walk(a.g)
-                elif a.type == AttributeProto.GRAPHS:
-                    for sg in a.graphs:
-                        walk(sg)
+            for sg in subgraphs(n):
+                walk(sg)
 
     for n in model.graph.node:
-        for a in n.attribute:
-            if a.type == AttributeProto.GRAPH:
-                walk(a.g)
-            elif a.type == AttributeProto.GRAPHS:
-                for sg in a.graphs:
-                    walk(sg)
+        for sg in subgraphs(n):
+            walk(sg)
     return names
 
 

@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{micro_edgetam_dir, require_runtime, sha256_hex};
+use common::{f32_outputs, micro_edgetam_dir, require_runtime, sha256_hex};
 use gstsam2::engine::{manifest, model::ModelDir};
 
 fn micro_edgetam() -> ModelDir {
@@ -25,18 +23,6 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
         .map(|i| {
             let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
             (x % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-type Outputs = BTreeMap<String, (Vec<i64>, Vec<f32>)>;
-
-fn collect(outputs: &ort::session::SessionOutputs) -> Outputs {
-    outputs
-        .iter()
-        .map(|(name, value)| {
-            let (shape, data) = value.try_extract_tensor::<f32>().expect("f32 output");
-            (name.to_string(), (shape.to_vec(), data.to_vec()))
         })
         .collect()
 }
@@ -100,7 +86,7 @@ fn micro_edgetam_memory_encoder_feeds_memory_attention() {
             "object_score_logits" => f32_tensor(vec![2, 1], vec![2.0, -3.0]),
         ])
         .expect("memory encoder runs");
-    let out = collect(&out);
+    let out = f32_outputs(&out);
     let (shape, memory) = &out["maskmem_features"];
     assert_eq!(shape, &vec![2, mt, cm]);
     assert!(memory.iter().all(|x| x.is_finite()));
@@ -125,7 +111,7 @@ fn micro_edgetam_memory_encoder_feeds_memory_attention() {
             "obj_ptr_valid" => f32_tensor(vec![2, 1], vec![1.0, 1.0]),
         ])
         .expect("memory attention runs on the perceiver's memory");
-    let out = collect(&out);
+    let out = f32_outputs(&out);
     let (shape, feat) = &out["pix_feat_with_mem"];
     assert_eq!(shape, &vec![2, c, h, h]);
     assert!(feat.iter().all(|x| x.is_finite()));

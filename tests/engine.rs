@@ -28,6 +28,16 @@ fn tracker_with(config: TrackerConfig) -> Tracker {
     Tracker::new(stages, model.manifest(), config).expect("tracker")
 }
 
+/// Stages that loaded (e.g. after a CPU fallback) track: one click on a
+/// synthetic frame gives one object.
+fn tracks_one_click(stages: Stages, model: &ModelDir) {
+    let mut tr = Tracker::new(stages, model.manifest(), TrackerConfig::default()).unwrap();
+    let f = synthetic(0);
+    tr.begin_frame(&rgb_frame(&f)).unwrap();
+    tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
+    assert_eq!(tr.track().unwrap().len(), 1);
+}
+
 /// A synthetic RGB frame: a moving bright square on a gradient.
 fn synthetic(t: usize) -> Vec<u8> {
     let mut v = vec![0u8; W * H * 3];
@@ -341,11 +351,7 @@ fn unavailable_gpu_provider_errors_or_falls_back() {
     // said once: the first graph's fallback puts the whole model on the CPU
     assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
     assert!(fallbacks[0].contains("running on the CPU"), "{fallbacks:?}");
-    let mut tr = Tracker::new(stages, model.manifest(), TrackerConfig::default()).unwrap();
-    let f = synthetic(0);
-    tr.begin_frame(&rgb_frame(&f)).unwrap();
-    tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
-    assert_eq!(tr.track().unwrap().len(), 1);
+    tracks_one_click(stages, &model);
 }
 
 /// With a limit on conditioning frames in attention, repeated corrections do
@@ -580,11 +586,7 @@ fn gpu_build_without_cuda_names_the_missing_libraries() {
         ..strict
     };
     let stages = Stages::load(&model, rt.environment(), &lenient).expect("CPU fallback");
-    let mut tr = Tracker::new(stages, model.manifest(), TrackerConfig::default()).unwrap();
-    let f = synthetic(0);
-    tr.begin_frame(&rgb_frame(&f)).unwrap();
-    tr.add_points(1, &[[20.0, 16.0]], &[1], true).unwrap();
-    assert_eq!(tr.track().unwrap().len(), 1);
+    tracks_one_click(stages, &model);
 }
 
 /// Where the graphs run is known and logged: with the CPU provider every

@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{fixtures, micro_dir, read_png, require_runtime, sha256_hex};
+use common::{f32_outputs, fixtures, micro_dir, read_png, require_runtime, sha256_hex};
 use gstsam2::engine::{manifest, model::ModelDir};
 use serde_json::Value;
 
@@ -219,13 +219,7 @@ fn micro_image_encoder_runs_on_golden_frames() {
         let outputs = session
             .run(ort::inputs!["image" => input])
             .expect("image encoder runs");
-        outputs
-            .iter()
-            .map(|(name, value)| {
-                let (shape, data) = value.try_extract_tensor::<f32>().expect("f32 output");
-                (name.to_string(), (shape.to_vec(), data.to_vec()))
-            })
-            .collect()
+        f32_outputs(&outputs)
     };
     let a = run(0);
     let b = run(20);

@@ -85,3 +85,17 @@ pub fn sha256_hex(path: &Path) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A session's outputs by name: (shape, f32 values); fails the test on a
+/// non-f32 output.
+pub fn f32_outputs(
+    outputs: &ort::session::SessionOutputs,
+) -> std::collections::BTreeMap<String, (Vec<i64>, Vec<f32>)> {
+    outputs
+        .iter()
+        .map(|(name, value)| {
+            let (shape, data) = value.try_extract_tensor::<f32>().expect("f32 output");
+            (name.to_string(), (shape.to_vec(), data.to_vec()))
+        })
+        .collect()
+}
