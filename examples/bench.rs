@@ -319,6 +319,9 @@ fn run(
     reset_peak_rss()?;
     let mut steady = Totals::default();
     let mut ious: Vec<f64> = Vec::new();
+    // IoU of the complements: a mask covering most of the frame scores a high
+    // IoU whatever its edges; its background does not.
+    let mut bg_ious: Vec<f64> = Vec::new();
     // Masks empty in both runs (an object judged absent): they agree but say
     // nothing about mask quality.
     let mut both_empty = 0usize;
@@ -359,6 +362,8 @@ fn run(
             let plane = img.width * img.height;
             for (a, b) in flat.chunks(plane).zip(reference.chunks(plane)) {
                 ious.push(images::mask_iou(a, b));
+                let not = |m: &[u8]| m.iter().map(|v| u8::from(*v == 0)).collect::<Vec<u8>>();
+                bg_ious.push(images::mask_iou(&not(a), &not(b)));
                 let empty = |m: &[u8]| m.iter().all(|v| *v == 0);
                 both_empty += usize::from(empty(a) && empty(b));
             }
@@ -395,11 +400,13 @@ fn run(
         "rss_mib_at_end": status_kib("VmRSS")? as f64 / 1024.0,
     });
     if !ious.is_empty() {
-        let mean = ious.iter().sum::<f64>() / ious.len() as f64;
-        let min = ious.iter().copied().fold(f64::INFINITY, f64::min);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
         result["iou_vs_reference"] = serde_json::json!({
-            "mean": mean,
-            "min": min,
+            "mean": mean(&ious),
+            "min": min(&ious),
+            "background_mean": mean(&bg_ious),
+            "background_min": min(&bg_ious),
             "masks": ious.len(),
             "both_empty": both_empty,
         });

@@ -169,6 +169,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--flops", action="store_true", help="also count FLOPs per stage (official and ours)")
+    ap.add_argument(
+        "--save-masks",
+        metavar="DIR",
+        help="write each frame's binary masks (frame size, one byte per pixel, objects in id "
+        "order) as DIR/objects{N}-frame{i:05}.bin, the format of examples/bench.rs --save-masks",
+    )
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the official predictor on the GPU)")
     ap.add_argument(
         "--autocast",
@@ -217,6 +223,12 @@ def main(argv=None) -> int:
         model, _ = G.build_model(args.config, image_size=args.image_size, seed=args.seed)
         if args.object_score_bias:
             G.bias_object_scores(model, args.object_score_bias)
+    patched = None
+    if G.is_edgetam_config(args.config):
+        # the official EdgeTAM predictor fails on a batch of 2+ objects without it
+        G.patch_perceiver_for_batches()
+        patched = G.PERCEIVER_PATCH
+        print(f"patched: {patched}")
     model.to(args.device)
     if args.flops:
         steady_ptrs = min(max(args.warmup, 1), model.max_obj_ptrs_in_encoder)
@@ -228,7 +240,10 @@ def main(argv=None) -> int:
             "image_encoder": [model.image_encoder],
             "memory_attention": [model.memory_attention],
             "mask_decoder": [model.sam_prompt_encoder, model.sam_mask_decoder, model.obj_ptr_proj],
-            "memory_encoder": [model.memory_encoder],
+            # EdgeTAM: its spatial perceiver compresses each new memory (our memory
+            # encoder graph holds it too)
+            "memory_encoder": [model.memory_encoder]
+            + ([model.spatial_perceiver] if getattr(model, "spatial_perceiver", None) is not None else []),
         }
     )
 
@@ -262,18 +277,25 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             with autocast:
                 for frame_idx, obj_ids, masks in model.propagate_in_video(state):
-                    _ = (masks > 0.0).cpu().numpy()  # the user's binary masks at frame size
+                    binary = (masks > 0.0).cpu().numpy()  # the user's binary masks at frame size
                     now = time.perf_counter()
                     frames.append(
                         {"frame": frame_idx, "ms": (now - t) * 1e3, "stages_ms": {k: v * 1e3 for k, v in timer.take().items()}}
                     )
-                    t = now
+                    if args.save_masks:
+                        order = np.argsort(np.asarray(obj_ids))
+                        os.makedirs(args.save_masks, exist_ok=True)
+                        with open(os.path.join(args.save_masks, f"objects{count}-frame{frame_idx:05d}.bin"), "wb") as f:
+                            f.write(binary[order].astype(np.uint8).tobytes())
+                    t = time.perf_counter()
                     print(f"  official objects={count} frame {frame_idx}: {frames[-1]['ms']:.1f} ms", file=sys.stderr, flush=True)
             steady = [f for f in frames if f["frame"] >= args.warmup]
             total = sum(f["ms"] for f in steady) / len(steady)
             stage_means = {s: sum(f["stages_ms"][s] for f in steady) / len(steady) for s in STAGES}
             result = {
                 "impl": "official",
+                "config": args.config,
+                **({"patched": patched} if patched else {}),
                 "objects": count,
                 "image_size": args.image_size,
                 "device": args.device,

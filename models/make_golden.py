@@ -397,33 +397,6 @@ def sensitivity(predictor, images, golden_dir, record, log, scenario):
         assert gap >= MIN_SENSITIVITY, f"the golden cannot tell a wrong {attr}"
 
 
-PERCEIVER_VIEW = "self.latents_2d.unsqueeze(0).expand(B, -1, -1).view(-1, 1, C)"
-PERCEIVER_PATCH = (
-    "sam2.modeling.perceiver.PerceiverResampler.forward_2d: `self.latents_2d.unsqueeze(0)"
-    ".expand(B, -1, -1).view(-1, 1, C)` -> `.reshape(-1, 1, C)` (numerically identical; "
-    "`.view` of the expanded tensor fails for a batch of 2+ objects, which the predictor "
-    "tracks in one batch)"
-)
-
-
-def patch_perceiver_for_batches():
-    """EdgeTAM's forward_2d calls .view on an expanded tensor: it fails for a batch of
-    2+ objects, which its own video predictor runs. The same function with .reshape
-    (copies instead of failing; identical values)."""
-    import inspect
-    import textwrap
-
-    from sam2.modeling import perceiver
-
-    src = textwrap.dedent(inspect.getsource(perceiver.PerceiverResampler.forward_2d))
-    if src.count(PERCEIVER_VIEW) != 1:
-        raise SystemExit("EdgeTAM's perceiver.py is not the expected version (forward_2d changed)")
-    ns = {}
-    exec(compile(src.replace(PERCEIVER_VIEW, PERCEIVER_VIEW.replace(".view(", ".reshape(")), perceiver.__file__, "exec"),
-         perceiver.__dict__, ns)  # fmt: skip
-    perceiver.PerceiverResampler.forward_2d = ns["forward_2d"]
-
-
 def _pkg_version(name):
     from importlib import metadata
 
@@ -481,7 +454,7 @@ def main(argv=None):
             "installed here: the predictor warns and skips it, so the golden has no hole filling"
         )
         fam["reference_extra"] = {
-            "patched": PERCEIVER_PATCH,
+            "patched": G.PERCEIVER_PATCH,
             "older_predictor": "global frame bookkeeping: new objects only before tracking "
             "starts, a prompt frame is a conditioning frame for every object; the scenario "
             "prompts every live object on each prompt frame after frame 0, so per-object "
@@ -489,7 +462,7 @@ def main(argv=None):
             "models/make_golden.py)",
         }
         log(f"EdgeTAM package: {os.path.dirname(sam2.__file__)}")
-        patch_perceiver_for_batches()
+        G.patch_perceiver_for_batches()
 
     rc = E.main(["--config", config, "--random-weights", "--seed", str(SEED), "--out", model_dir])
     if rc != 0:

@@ -190,6 +190,35 @@ def _instantiate(cfg, config: str):
         timm_backbone.create_model = orig
 
 
+# EdgeTAM's official perceiver and a batch of objects (reference runs only: make_golden.py,
+# bench_official.py; our graphs write the windows with reshape, see spatial_perceiver).
+PERCEIVER_VIEW = "self.latents_2d.unsqueeze(0).expand(B, -1, -1).view(-1, 1, C)"
+PERCEIVER_PATCH = (
+    "sam2.modeling.perceiver.PerceiverResampler.forward_2d: `self.latents_2d.unsqueeze(0)"
+    ".expand(B, -1, -1).view(-1, 1, C)` -> `.reshape(-1, 1, C)` (numerically identical; "
+    "`.view` of the expanded tensor fails for a batch of 2+ objects, which the predictor "
+    "tracks in one batch)"
+)
+
+
+def patch_perceiver_for_batches():
+    """EdgeTAM's forward_2d calls .view on an expanded tensor: it fails for a batch of
+    2+ objects, which its own video predictor runs. The same function with .reshape
+    (copies instead of failing; identical values)."""
+    import inspect
+    import textwrap
+
+    from sam2.modeling import perceiver
+
+    src = textwrap.dedent(inspect.getsource(perceiver.PerceiverResampler.forward_2d))
+    if src.count(PERCEIVER_VIEW) != 1:
+        raise RuntimeError("EdgeTAM's perceiver.py is not the expected version (forward_2d changed)")
+    ns = {}
+    exec(compile(src.replace(PERCEIVER_VIEW, PERCEIVER_VIEW.replace(".view(", ".reshape(")), perceiver.__file__, "exec"),
+         perceiver.__dict__, ns)  # fmt: skip
+    perceiver.PerceiverResampler.forward_2d = ns["forward_2d"]
+
+
 def check_package_for(config: str) -> str | None:
     """Why the installed `sam2` package cannot build `config` (None: it can)."""
     if is_edgetam_config(config) and not is_edgetam_package():
@@ -889,11 +918,107 @@ class HieraImageEncoderGraph(torch.nn.Module):
         return hr0, hr1, feat, neck.position_encoding(feat).to(feat.dtype)
 
 
+# ---- EdgeTAM's image encoder (RepViT trunk) for ONNX Runtime ------------------------------
+#
+# The official RepViT is its training form: every token mixer is three branches (a 3x3
+# depthwise conv + BatchNorm, a 1x1 depthwise conv + BatchNorm, the identity) summed, and
+# every conv has its own BatchNorm. ONNX Runtime folds a BatchNorm into the conv before it
+# but not parallel branches: exported as is, the encoder ran ~130 extra small convs and
+# adds. RepVitImageEncoderGraph exports timm's own re-parameterised form (each RepViT
+# module's `fuse()`: one depthwise conv per token mixer, BatchNorms folded; on a copy, the
+# model keeps its modules), and at the two high-resolution levels, which take no top-down
+# features, the FPN's 1x1 lateral conv and the mask decoder's conv_s0/conv_s1 are one 1x1
+# conv (W_s W_l, composed in float64), as in HieraImageEncoderGraph: at 1024 input the
+# 256-channel 256 x 256 map between them was ~6% of the encoder. export.py checks the
+# result against the official forward_image.
+
+
+def _repvit_fused(trunk):
+    """A copy of `trunk` with timm's RepViT modules re-parameterised (their `fuse()`)."""
+    fused = copy.deepcopy(trunk).eval()
+
+    def walk(net):
+        for name, child in net.named_children():
+            if type(child).__module__ == "timm.models.repvit" and callable(getattr(child, "fuse", None)):
+                setattr(net, name, child.fuse())
+            else:
+                walk(child)
+
+    with torch.no_grad():
+        walk(fused)
+    return fused
+
+
+def repvit_fast_path_unsupported(model) -> str | None:
+    """Why RepVitImageEncoderGraph cannot express `model`'s image encoder (None: it can)."""
+    enc = model.image_encoder
+    trunk, neck = enc.trunk, enc.neck
+    body = getattr(trunk, "body", None)
+    if body is None or not any(type(m).__module__ == "timm.models.repvit" for m in body.modules()):
+        return "the trunk is not timm's RepViT"
+    if len(neck.convs) != 4 or getattr(enc, "scalp", 0) != 1:
+        return "not 4 FPN levels with scalp 1"
+    if not model.use_high_res_features_in_sam:
+        return "no high-resolution features"
+    if any(level in neck.fpn_top_down_levels for level in (0, 1)):
+        return "a high-resolution level takes top-down features"
+    for c in neck.convs:
+        conv = c.conv
+        if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0) or conv.groups != 1:
+            return "an FPN lateral conv is not a plain 1x1"
+    return None
+
+
+class RepVitImageEncoderGraph(torch.nn.Module):
+    """EdgeTAM's image encoder (see the comment above): image [1,3,S,S] -> high-res
+    features (after conv_s0/conv_s1), stride-16 features + PE."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.trunk = _repvit_fused(model.image_encoder.trunk)
+        neck = model.image_encoder.neck
+        n = len(neck.convs) - 1
+        dec = model.sam_mask_decoder
+        for level, conv_s in ((0, dec.conv_s0), (1, dec.conv_s1)):
+            lat = neck.convs[n - level].conv
+            with torch.no_grad():
+                wl, bl = lat.weight[:, :, 0, 0].double(), lat.bias.double()
+                ws_ = conv_s.weight[:, :, 0, 0].double()
+                w, b = ws_ @ wl, ws_ @ bl + conv_s.bias.double()
+            self.register_buffer(f"hr{level}_w", w.float()[:, :, None, None].contiguous(), persistent=False)
+            self.register_buffer(f"hr{level}_b", b.float().contiguous(), persistent=False)
+
+    def forward(self, image):
+        neck = self.model.image_encoder.neck
+        xs = self.trunk(image)
+        n = len(neck.convs) - 1
+        # the official top-down pass over the low-resolution levels (n .. 2)
+        prev = None
+        for i in range(n, 1, -1):
+            lateral = neck.convs[n - i](xs[i])
+            if i in neck.fpn_top_down_levels and prev is not None:
+                top = F.interpolate(prev, scale_factor=2.0, mode=neck.fpn_interp_model,
+                                    align_corners=None if neck.fpn_interp_model == "nearest" else False)  # fmt: skip
+                prev = lateral + top
+                if neck.fuse_type == "avg":
+                    prev = prev / 2
+            else:
+                prev = lateral
+        feat = prev  # level 2: the stride-16 features (level 3 is scalped)
+        hr0 = F.conv2d(xs[0], self.hr0_w, self.hr0_b)
+        hr1 = F.conv2d(xs[1], self.hr1_w, self.hr1_b)
+        return hr0, hr1, feat, neck.position_encoding(feat).to(feat.dtype)
+
+
 def image_encoder_graph(model):
-    """The image encoder wrapper to export: HieraImageEncoderGraph where it applies,
-    else the official structure (ImageEncoderGraph)."""
+    """The image encoder wrapper to export: HieraImageEncoderGraph or
+    RepVitImageEncoderGraph where one applies, else the official structure
+    (ImageEncoderGraph)."""
     if hiera_fast_path_unsupported(model) is None:
         return HieraImageEncoderGraph(model)
+    if repvit_fast_path_unsupported(model) is None:
+        return RepVitImageEncoderGraph(model)
     return ImageEncoderGraph(model)
 
 
@@ -1210,6 +1335,47 @@ class MaskDecoderGraph(torch.nn.Module):
         return emb
 
 
+# The memory encoder's LayerNorm2d (a LayerNorm over the channels of an NCHW map) exports
+# as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add over the strided channel axis:
+# ONNX Runtime fuses that chain into its LayerNormalization kernel only over the last
+# axis. Here it is written channels-last (F.layer_norm: the same biased variance, eps under
+# the square root): in the fuser's CXBlocks the permute the official block does after the
+# norm moves before it; in the mask downsampler the norm sits between two permutes.
+
+
+def _layer_norm_2d(ln, x_nhwc):
+    return F.layer_norm(x_nhwc, (ln.weight.shape[0],), ln.weight, ln.bias, ln.eps)
+
+
+def _is_layer_norm_2d(m) -> bool:
+    return type(m).__name__ == "LayerNorm2d"
+
+
+def _mask_downsampler(ds, x):
+    """MaskDownSampler.forward with channels-last LayerNorms."""
+    for m in ds.encoder:
+        if _is_layer_norm_2d(m):
+            x = _layer_norm_2d(m, x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        else:
+            x = m(x)
+    return x
+
+
+def _fuser(fuser, x):
+    """Fuser.forward with each CXBlock's norm after its permute to channels-last."""
+    x = fuser.proj(x)
+    for blk in fuser.layers:
+        if type(blk).__name__ != "CXBlock" or not _is_layer_norm_2d(blk.norm):
+            x = blk(x)
+            continue
+        y = _layer_norm_2d(blk.norm, blk.dwconv(x).permute(0, 2, 3, 1))
+        y = blk.pwconv2(blk.act(blk.pwconv1(y)))
+        if blk.gamma is not None:
+            y = blk.gamma * y
+        x = x + blk.drop_path(y.permute(0, 3, 1, 2))
+    return x
+
+
 class MemoryEncoderGraph(torch.nn.Module):
     """Encodes the chosen low-res mask of each object into a memory (token-major)."""
 
@@ -1245,9 +1411,9 @@ class MemoryEncoderGraph(torch.nn.Module):
             m = m * model.sigmoid_scale_for_mem_enc
         if model.sigmoid_bias_for_mem_enc != 0.0:
             m = m + model.sigmoid_bias_for_mem_enc
-        x = me.mask_downsampler(m)
+        x = _mask_downsampler(me.mask_downsampler, m)
         x = me.pix_feat_proj(vision_feat) + x
-        x = me.fuser(x)
+        x = _fuser(me.fuser, x)
         x = me.out_proj(x)
         if model.no_obj_embed_spatial is not None:
             appearing = (object_score_logits > 0).to(x.dtype)

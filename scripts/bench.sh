@@ -14,6 +14,14 @@
 #   BENCH_PAIRED_OBJECTS=1,4 ...           # object counts of the paired pass: the heavy stages
 #                                          # against the matmul timed between frames ("": none)
 #   BENCH_OFFICIAL=0 ...                   # skip the official predictor
+#   BENCH_EDGETAM=1 scripts/bench.sh       # EdgeTAM mode (issue 15) instead: EdgeTAM at 1024 in
+#                                          #   the official EdgeTAM predictor and in our engine,
+#                                          #   and our SAM 2.1-tiny exact mode, in interleaved
+#                                          #   rounds (official, ours, tiny, official, ...);
+#                                          #   our masks' IoU (and background IoU) against the
+#                                          #   official's. Needs scripts/setup.sh
+#                                          #   --with-edgetam-tools (.venv-edgetam).
+#   BENCH_EDGETAM_OBJECTS=1,4 BENCH_ROUNDS=2  # its object counts and rounds (defaults)
 #   BENCH_OBJECT_SCORE_BIAS=0 ...          # plain random weights (default 10: the object-score
 #                                          #   head's bias is raised on both sides so objects
 #                                          #   stay present; plain random weights judge every
@@ -58,13 +66,22 @@ SUFFIX=""
 if [ "$BIAS" != 0 ]; then SUFFIX="-bias$BIAS"; fi
 # Exports are redone when the export tool changed since (its sources' hash in a stamp).
 TOOL_STAMP="$(cat models/export.py models/sam2_graphs.py models/quantize.py models/files.py | sha256sum | cut -c1-16)"
-export_model() { # size dir
+# EdgeTAM's `sam2` package (setup.sh --with-edgetam-tools) replaces Meta's on the path.
+EDGETAM_PATH="$REPO_ROOT/.venv-edgetam"
+py_for() { # config -> the python command line for it
+    case "$1" in
+        edgetam*) echo "env PYTHONPATH=$EDGETAM_PATH $PY" ;;
+        *) echo "$PY" ;;
+    esac
+}
+export_model() { # size dir [config]
+    local config="${3:-$CONFIG}"
     if [ ! -f "$2/model.json" ] || [ "$(cat "$2/.tool-stamp" 2>/dev/null)" != "$TOOL_STAMP" ]; then
-        log "exporting $CONFIG at $1 (random weights, seed 0, object score bias $BIAS) into $2"
+        log "exporting $config at $1 (random weights, seed 0, object score bias $BIAS) into $2"
         rm -rf "$2"
-        "$PY" models/export.py --config "$CONFIG" --random-weights --seed 0 \
-            --object-score-bias "$BIAS" --image-size "$1" --out "$2" >"$OUT/export-$1.log" 2>&1 \
-            || { tail -n 20 "$OUT/export-$1.log" >&2; die "export failed"; }
+        $(py_for "$config") models/export.py --config "$config" --random-weights --seed 0 \
+            --object-score-bias "$BIAS" --image-size "$1" --out "$2" >"$OUT/export-$config-$1.log" 2>&1 \
+            || { tail -n 20 "$OUT/export-$config-$1.log" >&2; die "export failed"; }
         echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
 }
@@ -77,6 +94,12 @@ quantize_model() { # fp32-dir int8-dir
         echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
 }
+if [ "${BENCH_EDGETAM:-0}" = 1 ]; then
+    [ -d "$EDGETAM_PATH/sam2/modeling" ] || die "BENCH_EDGETAM=1: no $EDGETAM_PATH: run scripts/setup.sh --with-edgetam-tools first"
+    [ "$CONFIG" = sam2.1_hiera_t ] || die "BENCH_EDGETAM=1 compares with sam2.1_hiera_t (unset BENCH_CONFIG)"
+    MODEL_EDGETAM="$OUT/edgetam-1024$SUFFIX"
+    export_model 1024 "$MODEL_EDGETAM" edgetam
+fi
 MODEL_1024="$OUT/$CONFIG-1024$SUFFIX"
 export_model 1024 "$MODEL_1024"
 
@@ -110,6 +133,33 @@ PYEOF
 log "building the benchmark (release)"
 cargo build --quiet --release -p gst-plugin-sam2 --example bench
 BENCH="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/examples/bench"
+
+if [ "${BENCH_EDGETAM:-0}" = 1 ]; then
+    EOBJ="${BENCH_EDGETAM_OBJECTS:-1,4}"
+    ROUNDS="${BENCH_ROUNDS:-2}"
+    REPORTS=()
+    tag() { # impl round: names the RESULT lines of one part
+        sed -E "s/^RESULT \{/RESULT {\"round\": $2, /; s/\"impl\": ?\"(official|sam2track)\"/\"impl\": \"$1\"/"
+    }
+    for round in $(seq 1 "$ROUNDS"); do
+        log "round $round/$ROUNDS: official EdgeTAM predictor (PyTorch), objects $EOBJ"
+        $(py_for edgetam) models/bench_official.py --frames "$FRAME_DIR" --objects "$EOBJ" --config edgetam \
+            --num-frames "$FRAMES" --warmup "$WARMUP" --object-score-bias "$BIAS" \
+            --save-masks "$OUT/masks-official-edgetam$SUFFIX" \
+            | tag official-edgetam "$round" | tee "$OUT/edgetam-official-$round.txt"
+        log "round $round/$ROUNDS: sam2track, EdgeTAM, objects $EOBJ"
+        "$BENCH" --model "$MODEL_EDGETAM" --frames "$FRAME_DIR" --objects "$EOBJ" --num-frames "$FRAMES" \
+            --warmup "$WARMUP" --matmul "$MATMUL" --reference "$OUT/masks-official-edgetam$SUFFIX" \
+            | tag sam2track-edgetam "$round" | tee "$OUT/edgetam-ours-$round.txt"
+        log "round $round/$ROUNDS: sam2track, SAM 2.1-tiny exact, objects $EOBJ"
+        "$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$EOBJ" --num-frames "$FRAMES" \
+            --warmup "$WARMUP" | tag sam2track-tiny "$round" | tee "$OUT/edgetam-tiny-$round.txt"
+        REPORTS+=("$OUT/edgetam-official-$round.txt" "$OUT/edgetam-ours-$round.txt" "$OUT/edgetam-tiny-$round.txt")
+    done
+    log "report"
+    python3 scripts/bench_report.py --rounds "${REPORTS[@]}" | tee "$OUT/report-edgetam$SUFFIX.txt"
+    exit 0
+fi
 
 REPORTS=()
 if [ "${BENCH_OFFICIAL:-1}" = 1 ]; then

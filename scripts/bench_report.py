@@ -3,11 +3,13 @@
 """Summarise the RESULT lines of scripts/bench.sh (standard library only).
 
   python3 scripts/bench_report.py target/bench/official.txt target/bench/ours.txt [modes...]
+  python3 scripts/bench_report.py --rounds target/bench/edgetam-*.txt    (BENCH_EDGETAM=1)
 
 Prints, per object count: ms/frame of the official predictor and of each sam2track run,
 their ratio official/ours, ms per stage, achieved GFLOP/s of the heavy stages against the
 fp32 matmul throughput measured in the same run, peak RSS, and for the speed modes their
-mask IoU against exact mode.
+mask IoU against exact mode. --rounds: the EdgeTAM mode's interleaved rounds (every
+figure per round and the ratios within each round, where the VM's drift cancels).
 """
 
 from __future__ import annotations
@@ -34,7 +36,53 @@ def _med(v):
     return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
 
 
+def rounds_report(rows) -> int:
+    """BENCH_EDGETAM=1: official EdgeTAM, our EdgeTAM and our SAM 2.1-tiny exact mode,
+    run in interleaved rounds; ratios are taken within a round."""
+    runs = [r for r in rows if "ms_per_frame" in r and "round" in r]
+    if not runs:
+        print("no RESULT lines with rounds")
+        return 1
+    impls = ("official-edgetam", "sam2track-edgetam", "sam2track-tiny")
+    rounds = sorted({r["round"] for r in runs})
+    by = {(r["impl"], r["objects"], r["round"]): r for r in runs}
+    peaks = [p for r in rows if "matmul_gflops" in r for p in (r["matmul_gflops"] if isinstance(r["matmul_gflops"], list) else [r["matmul_gflops"]]) if p]
+    if peaks:
+        print(f"fp32 matmul 4096^3 in this run: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s")
+    print(f"{len(rounds)} interleaved rounds (official EdgeTAM, ours EdgeTAM, ours SAM 2.1-tiny); ms/frame at the steady state")
+    print()
+    header = f"{'impl':<20}{'obj':>4}  {'ms/frame per round':<22}" + " ".join(f"{SHORT[s]:>7}" for s in STAGES) + f"{'peak RSS MiB':>14}"
+    print(header)
+    print("-" * len(header))
+    counts = sorted({r["objects"] for r in runs})
+    for n in counts:
+        for impl in impls:
+            rs = [by[(impl, n, k)] for k in rounds if (impl, n, k) in by]
+            if not rs:
+                continue
+            per = "/".join(f"{r['ms_per_frame']:.0f}" for r in rs)
+            stages = " ".join(f"{_med([r['stages_ms'][s] for r in rs]):7.0f}" for s in STAGES)
+            rss = max(r["peak_rss_mib"] for r in rs)
+            print(f"{impl:<20}{n:>4}  {per:<22}{stages}{rss:>14.0f}")
+    print("(stages: median over the rounds; peak RSS: the largest)")
+    print()
+    for n in counts:
+        def ratios(num, den):
+            v = [by[(num, n, k)]["ms_per_frame"] / by[(den, n, k)]["ms_per_frame"] for k in rounds if (num, n, k) in by and (den, n, k) in by]
+            return "/".join(f"{x:.2f}" for x in v) + (f" (median {_med(v):.2f}x)" if v else "-")
+        print(f"{n} object(s): official EdgeTAM / ours EdgeTAM per round {ratios('official-edgetam', 'sam2track-edgetam')}; "
+              f"ours SAM 2.1-tiny exact / ours EdgeTAM {ratios('sam2track-tiny', 'sam2track-edgetam')}")
+        ious = [by[("sam2track-edgetam", n, k)].get("iou_vs_reference") for k in rounds if ("sam2track-edgetam", n, k) in by]
+        iou = next((i for i in ious if i), None)
+        if iou:
+            print(f"  our EdgeTAM masks vs the official's ({iou['masks']} masks, every frame): IoU mean {iou['mean']:.3f} min {iou['min']:.3f}; "
+                  f"background IoU mean {iou.get('background_mean', float('nan')):.3f} min {iou.get('background_min', float('nan')):.3f}")
+    return 0
+
+
 def main(paths) -> int:
+    if paths and paths[0] == "--rounds":
+        return rounds_report(load(paths[1:]))
     rows = load(paths)
     flops = next((r for r in rows if r.get("impl") == "flops"), None)
     peaks = {}
