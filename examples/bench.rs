@@ -58,6 +58,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gstsam2::engine::model::{ModelDir, SessionOptions};
+use gstsam2::engine::ops::{Plane, resize_bilinear};
 use gstsam2::engine::runtime;
 use gstsam2::engine::stages::{StageTimes, Stages};
 use gstsam2::engine::step::{FrameInput, FrameResult};
@@ -132,6 +133,42 @@ fn parse_args() -> Result<Args, Error> {
 fn reset_peak_rss() -> Result<(), Error> {
     std::fs::write("/proc/self/clear_refs", "5")?;
     Ok(())
+}
+
+/// The CPU flags that decide which kernels ONNX Runtime and PyTorch can use.
+const CPU_FLAGS: &[&str] = &[
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+];
+
+/// This machine's CPU as every RESULT line records it: model name, logical
+/// CPUs, and which of [`CPU_FLAGS`] it has (from /proc/cpuinfo; figures from
+/// different CPUs must never share a table).
+fn cpu_info() -> serde_json::Value {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let has: Vec<&str> = CPU_FLAGS
+        .iter()
+        .copied()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    let logical = text.lines().filter(|l| l.starts_with("processor")).count();
+    serde_json::json!({"model": field("model name"), "logical_cpus": logical, "flags": has})
 }
 
 fn status_kib(field: &str) -> Result<u64, Error> {
@@ -306,6 +343,82 @@ fn mask_file(dir: &Path, objects: usize, frame: usize) -> PathBuf {
     dir.join(format!("objects{objects}-frame{frame:05}.bin"))
 }
 
+/// The low-res logits next to the masks (`--save-masks`): per object a u32 LE
+/// side L, then L x L f32 LE (the official's masks have no such file).
+fn logits_file(dir: &Path, objects: usize, frame: usize) -> PathBuf {
+    dir.join(format!("objects{objects}-frame{frame:05}.logits"))
+}
+
+fn write_logits(path: &Path, planes: &[&Plane]) -> Result<(), Error> {
+    let mut bytes = Vec::new();
+    for p in planes {
+        bytes.extend_from_slice(&(p.width as u32).to_le_bytes());
+        bytes.extend(p.data.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    Ok(std::fs::write(path, bytes)?)
+}
+
+fn read_logits(path: &Path) -> Result<Vec<Plane>, Error> {
+    let bytes = std::fs::read(path)?;
+    let mut planes = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let word = |i: usize| -> Result<[u8; 4], Error> {
+            Ok(bytes
+                .get(i..i + 4)
+                .ok_or_else(|| format!("{}: truncated", path.display()))?
+                .try_into()?)
+        };
+        let side = u32::from_le_bytes(word(at)?) as usize;
+        at += 4;
+        let mut data = Vec::with_capacity(side * side);
+        for _ in 0..side * side {
+            data.push(f32::from_le_bytes(word(at)?));
+            at += 4;
+        }
+        planes.push(Plane::new(side, side, data));
+    }
+    Ok(planes)
+}
+
+/// Share of the frame each object's mask covers, and how alike the objects
+/// are (IoU of every pair of objects' masks on one frame): with plain random
+/// weights every mask covers most of the frame and all objects look alike,
+/// which makes any IoU meaningless.
+#[derive(Default)]
+struct MaskStats {
+    areas: Vec<f64>,
+    pair_ious: Vec<f64>,
+}
+
+impl MaskStats {
+    fn add(&mut self, masks: &[&[u8]]) {
+        for m in masks {
+            let on = m.iter().filter(|v| **v != 0).count();
+            self.areas.push(on as f64 / m.len().max(1) as f64);
+        }
+        for (i, a) in masks.iter().enumerate() {
+            for b in &masks[i + 1..] {
+                self.pair_ious.push(images::mask_iou(a, b));
+            }
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let q = |v: &[f64], f: f64| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.get(((v.len() as f64 - 1.0) * f).round() as usize)
+                .copied()
+        };
+        let dist = |v: &[f64]| {
+            serde_json::json!({"min": q(v, 0.0), "p10": q(v, 0.1), "median": q(v, 0.5),
+                "p90": q(v, 0.9), "max": q(v, 1.0), "n": v.len()})
+        };
+        serde_json::json!({"area": dist(&self.areas), "object_pair_iou": dist(&self.pair_ious)})
+    }
+}
+
 fn run(
     args: &Args,
     env: &ort::environment::Environment,
@@ -325,6 +438,9 @@ fn run(
     // Masks empty in both runs (an object judged absent): they agree but say
     // nothing about mask quality.
     let mut both_empty = 0usize;
+    // |low-res logit - reference logit| over every pixel of every object-frame
+    let (mut logit_sum, mut logit_n, mut logit_max) = (0f64, 0usize, 0f32);
+    let mut stats = MaskStats::default();
     let mut rss_at_warmup = 0;
     for (i, img) in frames.iter().enumerate() {
         let start = Instant::now();
@@ -350,9 +466,34 @@ fn run(
             rss_at_warmup = status_kib("VmRSS")?;
         }
         let flat: Vec<u8> = masks.iter().flat_map(|m| m.mask.iter().copied()).collect();
+        stats.add(&masks.iter().map(|m| m.mask.as_slice()).collect::<Vec<_>>());
         if let Some(dir) = &args.save_masks {
             std::fs::create_dir_all(dir)?;
             std::fs::write(mask_file(dir, count, i), &flat)?;
+            let planes: Vec<&Plane> = masks.iter().map(|m| &m.logits).collect();
+            write_logits(&logits_file(dir, count, i), &planes)?;
+        }
+        if let Some(path) = args
+            .reference
+            .as_ref()
+            .map(|dir| logits_file(dir, count, i))
+            .filter(|p| p.is_file())
+        {
+            // a speed mode at another input size: its logits resampled to the
+            // reference's side (F.interpolate bilinear) before the comparison
+            for (m, r) in masks.iter().zip(read_logits(&path)?) {
+                let ours = if m.logits.width == r.width {
+                    m.logits.clone()
+                } else {
+                    resize_bilinear(&m.logits, r.width, r.height)
+                };
+                for (a, b) in ours.data.iter().zip(&r.data) {
+                    let d = (a - b).abs();
+                    logit_sum += f64::from(d);
+                    logit_max = logit_max.max(d);
+                }
+                logit_n += r.data.len();
+            }
         }
         if let Some(dir) = &args.reference {
             let reference = std::fs::read(mask_file(dir, count, i))?;
@@ -410,7 +551,12 @@ fn run(
             "masks": ious.len(),
             "both_empty": both_empty,
         });
+        if logit_n > 0 {
+            result["iou_vs_reference"]["low_res_logit_abs_diff"] =
+                serde_json::json!({"mean": logit_sum / logit_n as f64, "max": logit_max});
+        }
     }
+    result["masks"] = stats.json();
     Ok(result)
 }
 
@@ -726,7 +872,8 @@ fn main() -> Result<(), Error> {
             )
             .into());
         }
-        let result = run(&args, env, &model, &frames, &points, count)?;
+        let mut result = run(&args, env, &model, &frames, &points, count)?;
+        result["cpu"] = cpu_info();
         println!("RESULT {result}");
     }
     if let Some(path) = &args.matmul {
@@ -752,7 +899,7 @@ fn main() -> Result<(), Error> {
         println!("ONNX Runtime matmul 4096^3 fp32 after: {after:.1} GFLOP/s");
         println!(
             "RESULT {}",
-            serde_json::json!({"impl": "sam2track", "matmul_gflops": [peak_before, after]})
+            serde_json::json!({"impl": "sam2track", "matmul_gflops": [peak_before, after], "cpu": cpu_info()})
         );
     }
     Ok(())

@@ -47,9 +47,31 @@ from PIL import Image  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import prepared  # noqa: E402
 import sam2_graphs as G  # noqa: E402
 
 STAGES = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
+
+
+# The CPU flags that decide which kernels ONNX Runtime and PyTorch can use (as
+# examples/bench.rs records them).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_info() -> dict:
+    """This machine's CPU as every RESULT line records it (/proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    fields = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        fields.setdefault(k.strip(), v.strip())
+    flags = fields.get("flags", "").split()
+    logical = sum(1 for line in text.splitlines() if line.startswith("processor"))
+    return {"model": fields.get("model name", ""), "logical_cpus": logical, "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
 def matmul_gflops(n: int = 4096, reps: int = 3) -> float:
@@ -152,6 +174,24 @@ class StageTimer:
         return out
 
 
+@contextlib.contextmanager
+def prepared_loader(args, names):
+    """With --prepared: init_state gets the prepared inputs (official normalisation)."""
+    if not args.prepared:
+        yield
+        return
+    import sam2.sam2_video_predictor as svp
+
+    S = args.image_size
+    images = prepared.load(args.frames, S, names)
+    orig = svp.load_video_frames
+    svp.load_video_frames = lambda **kw: (images.clone(), S, S)
+    try:
+        yield
+    finally:
+        svp.load_video_frames = orig
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", required=True, help="benchmark folder (PNG frames + prompts.json)")
@@ -174,6 +214,14 @@ def main(argv=None) -> int:
         metavar="DIR",
         help="write each frame's binary masks (frame size, one byte per pixel, objects in id "
         "order) as DIR/objects{N}-frame{i:05}.bin, the format of examples/bench.rs --save-masks",
+    )
+    ap.add_argument(
+        "--prepared",
+        action="store_true",
+        help="--frames holds prepared image_size x image_size inputs (models/prepared.py: the "
+        "official loader's PIL resize, kept as PNG; our engine reads the same files): they reach "
+        "init_state normalised as the official loader does, instead of through a JPEG folder, "
+        "and the masks come out at that size",
     )
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the official predictor on the GPU)")
     ap.add_argument(
@@ -249,7 +297,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as jpg_dir:
         # The official loader reads a folder of JPEG frames.
-        for i, n in enumerate(names):
+        for i, n in enumerate(names if not args.prepared else []):
             Image.open(os.path.join(args.frames, n)).convert("RGB").save(
                 os.path.join(jpg_dir, f"{i:05d}.jpg"), quality=100
             )
@@ -259,7 +307,7 @@ def main(argv=None) -> int:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
-            with autocast:
+            with autocast, prepared_loader(args, names):
                 state = model.init_state(video_path=jpg_dir)
             load_s = time.perf_counter() - t0
             timer.take()
@@ -300,6 +348,7 @@ def main(argv=None) -> int:
                 "image_size": args.image_size,
                 "device": args.device,
                 "autocast": args.autocast,
+                "input": "prepared" if args.prepared else "jpeg folder",
                 "frames": len(frames),
                 "steady_frames": len(steady),
                 "ms_per_frame": total,
@@ -309,6 +358,7 @@ def main(argv=None) -> int:
                 "stages_ms": None if cuda else {**stage_means, "other": total - sum(stage_means.values())},
                 "load_ms_per_frame": load_s * 1e3 / len(names),
                 "peak_rss_mib": rss_kib("VmHWM") / 1024,
+                "cpu": cpu_info(),
             }
             if cuda:
                 result["cuda_max_memory_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -318,7 +368,7 @@ def main(argv=None) -> int:
     peak_after = None if cuda else matmul_gflops()
     if peak_after is not None:
         print(f"matmul 4096^3 fp32 after: {peak_after:.1f} GFLOP/s")
-    print("RESULT " + json.dumps({"impl": "official", "matmul_gflops": [peak_before, peak_after]}), flush=True)
+    print("RESULT " + json.dumps({"impl": "official", "matmul_gflops": [peak_before, peak_after], "cpu": cpu_info()}), flush=True)
     return 0
 
 

@@ -51,6 +51,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import export as E  # noqa: E402
+import prepared  # noqa: E402
 import sam2_graphs as G  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -145,25 +146,18 @@ def decode_frames(video, out_dir):
             Image.open(src).convert("RGB").save(os.path.join(out_dir, f"{i:05d}.png"))
 
 
+def frame_names():
+    return [f"{i:05d}.png" for i in range(NUM_FRAMES)]
+
+
 def prepare_inputs(frames_dir, inputs_dir, image_size):
     """What sam2.utils.misc._load_img_as_tensor does before normalising, kept as uint8."""
-    os.makedirs(inputs_dir, exist_ok=True)
-    for i in range(NUM_FRAMES):
-        im = Image.open(os.path.join(frames_dir, f"{i:05d}.png")).convert("RGB")
-        im.resize((image_size, image_size)).save(os.path.join(inputs_dir, f"{i:05d}.png"))
+    prepared.prepare(frames_dir, inputs_dir, image_size, frame_names())
 
 
 def load_prepared(inputs_dir, image_size):
     """The official normalisation applied to the prepared uint8 inputs (bit-exact)."""
-    imgs = torch.zeros(NUM_FRAMES, 3, image_size, image_size, dtype=torch.float32)
-    for i in range(NUM_FRAMES):
-        a = np.array(Image.open(os.path.join(inputs_dir, f"{i:05d}.png")).convert("RGB"))
-        imgs[i] = torch.from_numpy(a / 255.0).permute(2, 0, 1)
-    mean = torch.tensor((0.485, 0.456, 0.406), dtype=torch.float32)[:, None, None]
-    std = torch.tensor((0.229, 0.224, 0.225), dtype=torch.float32)[:, None, None]
-    imgs -= mean
-    imgs /= std
-    return imgs
+    return prepared.load(inputs_dir, image_size, frame_names())
 
 
 def pack_mask(mask: np.ndarray) -> bytes:

@@ -116,6 +116,26 @@ fi
 cat >"$FRAME_DIR/prompts.json" <<'JSON'
 {"points": [[400, 225], [225, 260], [600, 350], [490, 360], [400, 470], [890, 400], [690, 90], [940, 250]]}
 JSON
+# The same model input for both sides (issue 16): each frame resized once, as the official
+# loader does (PIL, models/prepared.py), kept as 1024x1024 PNG with the clicks scaled to
+# it. The official predictor gets these pixels through --prepared (its normalisation, no
+# JPEG re-encode); our engine reads the same files (its own resize is then the identity).
+# Masks come out at 1024x1024 on both sides.
+INPUT_DIR="$OUT/prepared-1024"
+"$PY" - "$FRAME_DIR" "$INPUT_DIR" 1024 "$FRAMES" <<'PYEOF'
+import json, os, sys
+sys.path.insert(0, "models")
+import prepared
+from PIL import Image
+src, dst, size, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+names = sorted(x for x in os.listdir(src) if x.endswith(".png"))[:n]
+prepared.prepare(src, dst, size, names)
+w, h = Image.open(os.path.join(src, names[0])).size
+with open(os.path.join(src, "prompts.json")) as f:
+    points = json.load(f)["points"]
+with open(os.path.join(dst, "prompts.json"), "w") as f:
+    json.dump({"points": [[x * size / w, y * size / h] for x, y in points]}, f)
+PYEOF
 
 # An n^3 fp32 MatMul graph: ONNX Runtime's own matmul throughput in this run.
 MATMUL="$OUT/matmul4096.onnx"
@@ -143,16 +163,16 @@ if [ "${BENCH_EDGETAM:-0}" = 1 ]; then
     }
     for round in $(seq 1 "$ROUNDS"); do
         log "round $round/$ROUNDS: official EdgeTAM predictor (PyTorch), objects $EOBJ"
-        $(py_for edgetam) models/bench_official.py --frames "$FRAME_DIR" --objects "$EOBJ" --config edgetam \
+        $(py_for edgetam) models/bench_official.py --frames "$INPUT_DIR" --prepared --objects "$EOBJ" --config edgetam \
             --num-frames "$FRAMES" --warmup "$WARMUP" --object-score-bias "$BIAS" \
             --save-masks "$OUT/masks-official-edgetam$SUFFIX" \
             | tag official-edgetam "$round" | tee "$OUT/edgetam-official-$round.txt"
         log "round $round/$ROUNDS: sam2track, EdgeTAM, objects $EOBJ"
-        "$BENCH" --model "$MODEL_EDGETAM" --frames "$FRAME_DIR" --objects "$EOBJ" --num-frames "$FRAMES" \
+        "$BENCH" --model "$MODEL_EDGETAM" --frames "$INPUT_DIR" --objects "$EOBJ" --num-frames "$FRAMES" \
             --warmup "$WARMUP" --matmul "$MATMUL" --reference "$OUT/masks-official-edgetam$SUFFIX" \
             | tag sam2track-edgetam "$round" | tee "$OUT/edgetam-ours-$round.txt"
         log "round $round/$ROUNDS: sam2track, SAM 2.1-tiny exact, objects $EOBJ"
-        "$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$EOBJ" --num-frames "$FRAMES" \
+        "$BENCH" --model "$MODEL_1024" --frames "$INPUT_DIR" --objects "$EOBJ" --num-frames "$FRAMES" \
             --warmup "$WARMUP" | tag sam2track-tiny "$round" | tee "$OUT/edgetam-tiny-$round.txt"
         REPORTS+=("$OUT/edgetam-official-$round.txt" "$OUT/edgetam-ours-$round.txt" "$OUT/edgetam-tiny-$round.txt")
     done
@@ -162,11 +182,16 @@ if [ "${BENCH_EDGETAM:-0}" = 1 ]; then
 fi
 
 REPORTS=()
+REFERENCE_ARGS=()
 if [ "${BENCH_OFFICIAL:-1}" = 1 ]; then
     log "official SAM2VideoPredictor (PyTorch), objects $OBJECTS"
-    "$PY" models/bench_official.py --frames "$FRAME_DIR" --objects "$OBJECTS" --config "$CONFIG" \
-        --num-frames "$FRAMES" --warmup "$WARMUP" --object-score-bias "$BIAS" --flops | tee "$OUT/official.txt"
+    rm -rf "$OUT/masks-official$SUFFIX"
+    "$PY" models/bench_official.py --frames "$INPUT_DIR" --prepared --objects "$OBJECTS" --config "$CONFIG" \
+        --num-frames "$FRAMES" --warmup "$WARMUP" --object-score-bias "$BIAS" --flops \
+        --save-masks "$OUT/masks-official$SUFFIX" | tee "$OUT/official.txt"
     REPORTS+=("$OUT/official.txt")
+    # exact mode's masks against the official's on the same input
+    REFERENCE_ARGS=(--reference "$OUT/masks-official$SUFFIX")
 fi
 
 log "sam2track engine, objects $OBJECTS"
@@ -176,9 +201,9 @@ if [ "${BENCH_ELEMENT:-0}" = 1 ]; then ELEMENT_ARGS=(--element --video "$VIDEO")
 PAIRED="${BENCH_PAIRED_OBJECTS-1,4}"
 PAIRED_ARGS=()
 if [ -n "$PAIRED" ]; then PAIRED_ARGS=(--paired "$PAIRED"); fi
-"$BENCH" --model "$MODEL_1024" --frames "$FRAME_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
+"$BENCH" --model "$MODEL_1024" --frames "$INPUT_DIR" --objects "$OBJECTS" --num-frames "$FRAMES" \
     --warmup "$WARMUP" --matmul "$MATMUL" --save-masks "$OUT/masks-exact$SUFFIX" "${ELEMENT_ARGS[@]}" \
-    "${PAIRED_ARGS[@]}" \
+    "${PAIRED_ARGS[@]}" "${REFERENCE_ARGS[@]}" \
     | tee "$OUT/ours$SUFFIX.txt"
 
 REPORTS+=("$OUT/ours$SUFFIX.txt")
@@ -192,7 +217,7 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
         local name="$1" model="$2"
         shift 2
         log "speed mode: $name"
-        "$BENCH" --model "$model" --frames "$FRAME_DIR" --objects "$MODE_OBJECTS" --num-frames "$FRAMES" \
+        "$BENCH" --model "$model" --frames "$INPUT_DIR" --objects "$MODE_OBJECTS" --num-frames "$FRAMES" \
             --warmup "$WARMUP" --reference "$OUT/masks-exact$SUFFIX" "$@" \
             | sed "s/\"impl\":\"sam2track\"/\"impl\":\"sam2track-$name\"/" | tee "$OUT/mode-$name$SUFFIX.txt"
         REPORTS+=("$OUT/mode-$name$SUFFIX.txt")

@@ -36,6 +36,17 @@ def _med(v):
     return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
 
 
+def cpu_line(rows) -> str:
+    """The CPU the RESULT lines name (every line should name the same one)."""
+    cpus = {json.dumps(r["cpu"], sort_keys=True) for r in rows if r.get("cpu")}
+    if not cpus:
+        return "CPU: not recorded (RESULT lines from an older benchmark)"
+    if len(cpus) > 1:
+        return "CPU: DIFFERENT CPUs in these results, do not compare them: " + "; ".join(sorted(cpus))
+    c = json.loads(cpus.pop())
+    return f"CPU: {c['model']} ({c['logical_cpus']} logical CPUs; flags: {' '.join(c['flags']) or 'none of those recorded'})"
+
+
 def rounds_report(rows) -> int:
     """BENCH_EDGETAM=1: official EdgeTAM, our EdgeTAM and our SAM 2.1-tiny exact mode,
     run in interleaved rounds; ratios are taken within a round."""
@@ -43,12 +54,16 @@ def rounds_report(rows) -> int:
     if not runs:
         print("no RESULT lines with rounds")
         return 1
+    print(cpu_line(rows))
     impls = ("official-edgetam", "sam2track-edgetam", "sam2track-tiny")
     rounds = sorted({r["round"] for r in runs})
     by = {(r["impl"], r["objects"], r["round"]): r for r in runs}
-    peaks = [p for r in rows if "matmul_gflops" in r for p in (r["matmul_gflops"] if isinstance(r["matmul_gflops"], list) else [r["matmul_gflops"]]) if p]
+    peaks = {}
+    for r in rows:
+        if isinstance(r.get("matmul_gflops"), list):  # the closing line of each process
+            peaks.setdefault("PyTorch" if r["impl"].startswith("official") else "ONNX Runtime", []).extend(p for p in r["matmul_gflops"] if p)
     if peaks:
-        print(f"fp32 matmul 4096^3 in this run: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s")
+        print("fp32 matmul 4096^3 in this run (GFLOP/s, min-max): " + ", ".join(f"{k} {min(v):.0f}-{max(v):.0f}" for k, v in peaks.items()))
     print(f"{len(rounds)} interleaved rounds (official EdgeTAM, ours EdgeTAM, ours SAM 2.1-tiny); ms/frame at the steady state")
     print()
     header = f"{'impl':<20}{'obj':>4}  {'ms/frame per round':<22}" + " ".join(f"{SHORT[s]:>7}" for s in STAGES) + f"{'peak RSS MiB':>14}"
@@ -95,11 +110,12 @@ def main(paths) -> int:
     official = {r["objects"]: r for r in runs if r["impl"] == "official"}
     peak = max((max(v) for v in peaks.values() if v), default=None)
 
+    print(cpu_line(rows))
     print("fp32 matmul 4096^3 (GFLOP/s, before/after): " + ", ".join(f"{k}: " + "/".join(f"{p:.0f}" for p in v) for k, v in peaks.items()))
     if peak:
         print(f"peak used below: {peak:.0f} GFLOP/s (the best of all)")
     print()
-    header = f"{'impl':<22}{'obj':>4}{'ms/frame':>10}{'vs official':>12}  " + " ".join(f"{SHORT[s]:>7}" for s in STAGES) + f"{'peak RSS MiB':>14}{'IoU mean/min':>16}  vs exact"
+    header = f"{'impl':<22}{'obj':>4}{'ms/frame':>10}{'vs official':>12}  " + " ".join(f"{SHORT[s]:>7}" for s in STAGES) + f"{'peak RSS MiB':>14}  IoU mean/min, background IoU mean/min, |low-res logit diff| mean/max"
     print(header)
     print("-" * len(header))
     for r in sorted(runs, key=lambda r: (r["objects"], r["impl"] != "official", r["impl"])):
@@ -107,10 +123,28 @@ def main(paths) -> int:
         ratio = f"{o['ms_per_frame'] / r['ms_per_frame']:.2f}x" if o and r["impl"] != "official" else ""
         iou = r.get("iou_vs_reference")
         iou_s = f"{iou['mean']:.3f}/{iou['min']:.3f}" if iou else ""
+        if iou and "background_mean" in iou:
+            iou_s += f", bg {iou['background_mean']:.3f}/{iou['background_min']:.3f}"
+        if iou and "low_res_logit_abs_diff" in iou:
+            d = iou["low_res_logit_abs_diff"]
+            iou_s += f", logits {d['mean']:.3g}/{d['max']:.3g}"
         if iou and iou.get("both_empty"):
             iou_s += f" ({iou['both_empty']}/{iou['masks']} empty)"
         stages = " ".join(f"{r['stages_ms'][s]:7.0f}" for s in STAGES)
         print(f"{r['impl']:<22}{r['objects']:>4}{r['ms_per_frame']:>10.0f}{ratio:>12}  {stages}{r['peak_rss_mib']:>14.0f}  {iou_s}")
+    print("(IoU etc. against the reference: exact mode against the official predictor's masks on the")
+    print(" same prepared input; speed modes against exact mode; low-res logits: speed modes only)")
+    exact = [r for r in runs if r["impl"] == "sam2track" and "masks" in r]
+    if exact:
+        print()
+        print("exact mode's masks (every frame; area = share of the frame; object pairs = IoU of two")
+        print("objects' masks on one frame: near 1 means the objects are not told apart):")
+        for r in sorted(exact, key=lambda r: r["objects"]):
+            a, p = r["masks"]["area"], r["masks"]["object_pair_iou"]
+            line = f"  {r['objects']} obj: area min {a['min']:.3f} p10 {a['p10']:.3f} median {a['median']:.3f} p90 {a['p90']:.3f} max {a['max']:.3f}"
+            if p["n"]:
+                line += f"; object pairs IoU median {p['median']:.3f} max {p['max']:.3f}"
+            print(line)
     if flops and peak:
         print()
         print("achieved GFLOP/s of the heavy stages (FLOPs per object-frame at the steady state counted")
