@@ -13,8 +13,9 @@
 //!   --matmul FILE         an ONNX MatMul graph (A, B: 4096x4096): prints its GFLOP/s
 //!   --paired 1,4          with --matmul: for these object counts, one more pass
 //!                         that times the matmul between the steady-state frames
-//!   --save-masks DIR      write each frame's masks (object count 1 run... every run)
-//!   --reference DIR       compare masks with an earlier --save-masks run (IoU)
+//!   --save-masks DIR      write each frame's masks and low-res logits (every run)
+//!   --reference DIR       compare masks with an earlier --save-masks run (mask IoU,
+//!                         background IoU; low-res logit difference where it saved them)
 //!   --element             also time sam2track in a 1080p pipeline against the
 //!                         engine alone on the same frames (needs --video)
 //!   --video FILE          the video for --element
