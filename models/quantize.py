@@ -8,8 +8,11 @@ and the memory attention) with ONNX Runtime's dynamic quantisation: the weights 
 MatMul/Gemm whose second input is a constant become int8 (per output channel), the
 activations are quantised to uint8 per tensor at run time, and the products run on the
 CPU's integer dot-product units (AVX-512 VNNI / AVX-VNNI / AVX2). Products of two
-activations (the attention matrices) stay fp32: quantising them cost far more accuracy
-for no speed here. The graphs keep the inputs and outputs of models/CONTRACT.md, so the
+activations (the attention matrices) stay fp32 here: quantize_dynamic re-quantises both
+sides of each product per call, which cost accuracy for no speed. The memory attention's
+cross-attention scores have their own int8 form, made at export (`export.py
+--int8-attention-scores`: keys quantised once per layer, int8 x uint8 products); a graph
+exported that way can be quantised here too (precision "int8-dynamic+int8-scores"). The graphs keep the inputs and outputs of models/CONTRACT.md, so the
 engine and the element load the result like any other model directory; model.json gets
 the new sha256 and a `precision` of "int8-dynamic" on each rewritten graph.
 
@@ -103,7 +106,8 @@ def main(argv=None) -> int:
     with open(os.path.join(args.model, "model.json")) as f:
         manifest = json.load(f)
     for g in graphs:
-        if manifest["graphs"][g].get("precision", "fp32") != "fp32":
+        # int8-scores graphs (export.py --int8-attention-scores) still have fp32 weights
+        if manifest["graphs"][g].get("precision", "fp32") not in ("fp32", "int8-scores"):
             ap.error(f"{g} in {args.model} is already {manifest['graphs'][g]['precision']}")
 
     os.makedirs(args.out, exist_ok=True)
@@ -120,7 +124,8 @@ def main(argv=None) -> int:
             )
             if not args.skip_check:
                 checks[name] = compare(name, src, dst, manifest, log)
-            entry["precision"] = PRECISION
+            was = entry.get("precision", "fp32")
+            entry["precision"] = PRECISION if was == "fp32" else f"{PRECISION}+{was}"
             entry["sha256"] = sha256(dst)
         else:
             shutil.copyfile(src, dst)

@@ -8,7 +8,8 @@
 #   BENCH_OBJECTS=1,4 BENCH_FRAMES=10 scripts/bench.sh
 #   BENCH_ELEMENT=1 scripts/bench.sh       # + the element in a 1080p pipeline vs the engine
 #   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 2-3 memory frames,
-#                                          #   int8 graphs from models/quantize.py) with their
+#                                          #   int8 graphs from models/quantize.py, int8
+#                                          #   attention scores from export.py) with their
 #                                          #   mask IoU against exact mode
 #   BENCH_MODE_OBJECTS=1,4 ...             # object counts of the speed modes (default: all)
 #   BENCH_PAIRED_OBJECTS=1,4 ...           # object counts of the paired pass: the heavy stages
@@ -74,14 +75,14 @@ py_for() { # config -> the python command line for it
         *) echo "$PY" ;;
     esac
 }
-export_model() { # size dir [config]
+export_model() { # size dir [config [export.py options...]]
     local config="${3:-$CONFIG}"
     if [ ! -f "$2/model.json" ] || [ "$(cat "$2/.tool-stamp" 2>/dev/null)" != "$TOOL_STAMP" ]; then
         log "exporting $config at $1 (random weights, seed 0, object score bias $BIAS) into $2"
         rm -rf "$2"
         $(py_for "$config") models/export.py --config "$config" --random-weights --seed 0 \
-            --object-score-bias "$BIAS" --image-size "$1" --out "$2" >"$OUT/export-$config-$1.log" 2>&1 \
-            || { tail -n 20 "$OUT/export-$config-$1.log" >&2; die "export failed"; }
+            --object-score-bias "$BIAS" --image-size "$1" --out "$2" "${@:4}" >"$OUT/export-$(basename "$2").log" 2>&1 \
+            || { tail -n 20 "$OUT/export-$(basename "$2").log" >&2; die "export failed"; }
         echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
 }
@@ -213,6 +214,12 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     MODEL_INT8="$OUT/$CONFIG-1024$SUFFIX-int8"
     export_model 512 "$MODEL_512"
     quantize_model "$MODEL_1024" "$MODEL_INT8"
+    # the memory attention's cross-attention scores as int8 products (export.py
+    # --int8-attention-scores), alone and with int8 weights
+    MODEL_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-scores"
+    MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
+    export_model 1024 "$MODEL_I8S" "$CONFIG" --int8-attention-scores
+    quantize_model "$MODEL_I8S" "$MODEL_INT8_I8S"
     mode() { # name model extra-args...
         local name="$1" model="$2"
         shift 2
@@ -228,6 +235,10 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     mode int8-mem2 "$MODEL_INT8" --memory-frames 2
     mode 512 "$MODEL_512"
     mode 512-mem3 "$MODEL_512" --memory-frames 3
+    mode i8s "$MODEL_I8S"
+    mode i8s-mem3 "$MODEL_I8S" --memory-frames 3
+    mode int8-i8s-mem3 "$MODEL_INT8_I8S" --memory-frames 3
+    mode int8-i8s-mem2 "$MODEL_INT8_I8S" --memory-frames 2
 fi
 
 log "report"

@@ -4,7 +4,8 @@
 //! scenario (tests/fixtures/golden, made by models/make_golden.py): for every
 //! frame and object, mask IoU >= 0.99, identical object-score sign, low-res
 //! logits within 1e-3. Prints the figures. Also the int8 and fp16 variants of
-//! the micro model (models/quantize.py, models/fp16.py) against the same
+//! the micro model (models/quantize.py, export.py --int8-attention-scores,
+//! models/fp16.py) against the same
 //! reference: speed modes, so their masks must stay close, not identical.
 
 mod common;
@@ -21,6 +22,11 @@ use serde_json::Value;
 /// Mean mask IoU the int8 micro model must keep against the official fp32
 /// predictor over the golden scenario.
 const MIN_INT8_MEAN_IOU: f64 = 0.95;
+
+/// Largest |low-res logit diff| of the int8-scores micro model against the
+/// official predictor while no object score flipped (measured 0.004 with ONNX
+/// Runtime 1.31.1).
+const MAX_INT8_SCORES_LOGIT_DIFF: f32 = 0.02;
 
 /// An fp16 model may judge an object the other way (object score sign) only
 /// where the official score is this close to 0 (see `fp16_variant_stays_close`).
@@ -82,6 +88,63 @@ fn micro_int8_variant_stays_close() {
     assert!(
         mean >= MIN_INT8_MEAN_IOU,
         "int8 mean mask IoU {mean:.4} < {MIN_INT8_MEAN_IOU}"
+    );
+}
+
+/// The int8-scores variant of the micro model (`export.py
+/// --int8-attention-scores`: the memory attention's q k^T as int8 products)
+/// against the official fp32 predictor, with the same bars as the fp16
+/// variants: the fp32 parity bar on every frame of an object until its object
+/// score flips, flips only where the official score is near 0. Prints the
+/// figures.
+#[test]
+fn micro_int8_scores_variant_stays_close() {
+    let dir = fixtures().join("micro-int8-scores");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["graphs"]["memory_attention"]["precision"], "int8-scores",
+        "the memory attention of {} is not the int8-scores variant",
+        dir.display()
+    );
+    let entries = run_scenario(&dir);
+    let mean = entries.iter().map(|e| e.iou).sum::<f64>() / entries.len() as f64;
+    let min = entries.iter().map(|e| e.iou).fold(1.0, f64::min);
+    let max_logit = entries.iter().map(|e| e.logit_diff).fold(0f32, f32::max);
+    let flips: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| (e.score > 0.0) != (e.ref_score > 0.0))
+        .collect();
+    println!(
+        "int8-scores micro model vs the official fp32 predictor over {} frame/object pairs: \
+         mask IoU mean {mean:.4} min {min:.4}, max |logit diff| {max_logit:.3}, \
+         object-score sign flips {}",
+        entries.len(),
+        flips.len()
+    );
+    for e in &flips {
+        assert!(
+            e.ref_score.abs() < FP16_SCORE_BAND,
+            "frame {} object {}: object score {} against the official {}",
+            e.frame,
+            e.id,
+            e.score,
+            e.ref_score
+        );
+    }
+    if flips.is_empty() {
+        assert!(
+            min >= MIN_MASK_IOU,
+            "int8-scores min mask IoU {min:.4} < {MIN_MASK_IOU}"
+        );
+        assert!(
+            max_logit <= MAX_INT8_SCORES_LOGIT_DIFF,
+            "int8-scores max |logit diff| {max_logit} > {MAX_INT8_SCORES_LOGIT_DIFF}"
+        );
+    }
+    assert!(
+        mean >= MIN_INT8_MEAN_IOU,
+        "int8-scores mean mask IoU {mean:.4} < {MIN_INT8_MEAN_IOU}"
     );
 }
 
