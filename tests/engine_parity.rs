@@ -103,7 +103,8 @@ fn micro_int8_scores_variant_stays_close() {
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
     assert_eq!(
-        manifest["graphs"]["memory_attention"]["precision"], "int8-scores",
+        manifest["graphs"]["memory_attention"]["precision"],
+        "int8-scores",
         "the memory attention of {} is not the int8-scores variant",
         dir.display()
     );
