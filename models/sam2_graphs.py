@@ -1111,7 +1111,8 @@ def _attend(q, k, v, chunk):
 # ---- int8 attention scores (a speed mode: MemoryAttentionGraph(int8_scores=True)) -------
 #
 # The memory attention's largest product is q k^T of the cross-attention (at 1024 with 7
-# memories: 4,096 queries x 28,736 keys x 256 per layer, ~60% of its FLOPs). In this mode
+# memories: 4,096 queries x 28,736 keys x 256 per layer, ~60% of its FLOPs); with fewer
+# memories the self-attention's (4,096 x 4,096 x 256) weighs as much. In this mode, in both,
 # keys are quantised once per layer to int8 (symmetric, per tensor), each query chunk to
 # uint8 per call (ONNX DynamicQuantizeLinear), and the products run as MatMulInteger
 # (int32 accumulation: the CPU's VNNI dot products; measured 1.8x the fp32 product on an
@@ -1164,15 +1165,17 @@ class _Int8Scores(torch.autograd.Function):
 
 
 def _attend_int8_scores(q, k, bias, v, chunk):
-    """softmax(q k^T + bias) v with int8 scores (see above); bias [B, 1, 1, Lk]."""
+    """softmax(q k^T + bias) v with int8 scores (see above); bias [B, 1, 1, Lk] or None."""
     kq, ks = _QuantS8.apply(k)
     kt = kq.transpose(-1, -2)
     rows = q.shape[-2]
     step = chunk if chunk and chunk < rows else rows
-    parts = [
-        torch.matmul(torch.softmax(_Int8Scores.apply(q[..., s : s + step, :], kt, ks) + bias, dim=-1), v)
-        for s in range(0, rows, step)
-    ]
+
+    def scores(s):
+        out = _Int8Scores.apply(q[..., s : s + step, :], kt, ks)
+        return out if bias is None else out + bias
+
+    parts = [torch.matmul(torch.softmax(scores(s), dim=-1), v) for s in range(0, rows, step)]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)
 
 
@@ -1180,14 +1183,17 @@ def _heads(mod, x):
     return mod._separate_heads(x, mod.num_heads)
 
 
-def _self_attention(mod, x, cos, sin, chunk):
+def _self_attention(mod, x, cos, sin, chunk, int8_scores=False):
     """The official RoPEAttention on x (queries = keys = values) with real arithmetic.
     The softmax scale is applied to q (1/16 at head dim 256: a power of two, exact)."""
     q = _apply_rope(_heads(mod, mod.q_proj(x)), cos, sin)
     k = _apply_rope(_heads(mod, mod.k_proj(x)), cos, sin)
     v = _heads(mod, mod.v_proj(x))
     q = q * (1.0 / math.sqrt(q.shape[-1]))
-    out = _attend(q, k, v, chunk)
+    if int8_scores:
+        out = _attend_int8_scores(q, k, None, v, chunk)
+    else:
+        out = _attend(q, k, v, chunk)
     return mod.out_proj(mod._recombine_heads(out))
 
 
@@ -1336,7 +1342,7 @@ class MemoryAttentionGraph(torch.nn.Module):
         tgt = out
         for layer in ma.layers:
             t2 = layer.norm1(tgt)
-            t2 = _self_attention(layer.self_attn, t2, cos, sin, chunk)
+            t2 = _self_attention(layer.self_attn, t2, cos, sin, chunk, self.int8_scores)
             tgt = tgt + t2
             t2 = layer.norm2(tgt)
             q = t2 + curr_pos if layer.pos_enc_at_cross_attn_queries else t2
