@@ -58,23 +58,39 @@ fn micro_golden_parity() {
     s.assert_fp32_parity("golden parity");
 }
 
-#[test]
-fn micro_int8_variant_stays_close() {
-    let dir = fixtures().join("micro-int8");
+/// Runs the golden scenario on the variant in tests/fixtures/`fixture` after
+/// checking that each of `graphs` has `precision` in its model.json.
+fn run_variant(fixture: &str, graphs: &[&str], precision: &str) -> Vec<Entry> {
+    let dir = fixtures().join(fixture);
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
-    for graph in ["image_encoder", "memory_attention"] {
+    for graph in graphs {
         assert_eq!(
             manifest["graphs"][graph]["precision"],
-            "int8-dynamic",
-            "{graph} of {} is not the int8 variant",
+            precision,
+            "{graph} of {} is not the {precision} variant",
             dir.display()
         );
     }
-    let entries = run_scenario(&dir);
+    run_scenario(&dir)
+}
+
+/// Mean and minimum mask IoU and the largest |low-res logit diff| of `entries`.
+fn closeness(entries: &[Entry]) -> (f64, f64, f32) {
     let mean = entries.iter().map(|e| e.iou).sum::<f64>() / entries.len() as f64;
     let min = entries.iter().map(|e| e.iou).fold(1.0, f64::min);
     let max_logit = entries.iter().map(|e| e.logit_diff).fold(0f32, f32::max);
+    (mean, min, max_logit)
+}
+
+#[test]
+fn micro_int8_variant_stays_close() {
+    let entries = run_variant(
+        "micro-int8",
+        &["image_encoder", "memory_attention"],
+        "int8-dynamic",
+    );
+    let (mean, min, max_logit) = closeness(&entries);
     let flips = entries
         .iter()
         .filter(|e| (e.score > 0.0) != (e.ref_score > 0.0))
@@ -99,19 +115,8 @@ fn micro_int8_variant_stays_close() {
 /// figures.
 #[test]
 fn micro_int8_scores_variant_stays_close() {
-    let dir = fixtures().join("micro-int8-scores");
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
-    assert_eq!(
-        manifest["graphs"]["memory_attention"]["precision"],
-        "int8-scores",
-        "the memory attention of {} is not the int8-scores variant",
-        dir.display()
-    );
-    let entries = run_scenario(&dir);
-    let mean = entries.iter().map(|e| e.iou).sum::<f64>() / entries.len() as f64;
-    let min = entries.iter().map(|e| e.iou).fold(1.0, f64::min);
-    let max_logit = entries.iter().map(|e| e.logit_diff).fold(0f32, f32::max);
+    let entries = run_variant("micro-int8-scores", &["memory_attention"], "int8-scores");
+    let (mean, min, max_logit) = closeness(&entries);
     let flips: Vec<&Entry> = entries
         .iter()
         .filter(|e| (e.score > 0.0) != (e.ref_score > 0.0))
@@ -167,18 +172,7 @@ fn micro_int8_scores_variant_stays_close() {
 /// flip is allowed only where the official score is within `FP16_SCORE_BAND`
 /// of 0.
 fn fp16_variant_stays_close(fixture: &str, precision: &str) {
-    let dir = fixtures().join(fixture);
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
-    for graph in gstsam2::engine::manifest::GRAPH_NAMES {
-        assert_eq!(
-            manifest["graphs"][graph]["precision"],
-            precision,
-            "{graph} of {} is not the {precision} variant",
-            dir.display()
-        );
-    }
-    let entries = run_scenario(&dir);
+    let entries = run_variant(fixture, &gstsam2::engine::manifest::GRAPH_NAMES, precision);
     let flipped = |e: &Entry| (e.score > 0.0) != (e.ref_score > 0.0);
     // every frame/object pair before that object's first object-score flip
     let mut diverged = std::collections::BTreeSet::new();
