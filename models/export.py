@@ -13,11 +13,14 @@ Examples
   # EdgeTAM's `sam2` package importable instead of Meta's (models/requirements-edgetam.txt)
   python models/export.py --config edgetam --checkpoint edgetam.pt --out models/edgetam
   python models/export.py --config micro-edgetam --random-weights --seed 0 --out tests/fixtures/micro-edgetam
+  # the int8-scores CPU speed mode (the memory attention's q k^T as int8 products)
+  python models/export.py --config sam2.1_hiera_t --checkpoint sam2.1_hiera_tiny.pt \
+      --int8-attention-scores --out models/sam2.1_hiera_t-int8-scores
 
 After writing the graphs the tool checks (1) each wrapper against the official sam2 code
 path it replaces and (2) each ONNX graph against the wrapper with onnxruntime, on random
 inputs at sizes other than the export example; it prints the max abs diff per output and
-exits non-zero above --tol (default 1e-4).
+exits non-zero above --tol (default 1e-4; an int8-scores graph answers to INT8_SCORES_TOL).
 """
 
 from __future__ import annotations

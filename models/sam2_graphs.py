@@ -1246,7 +1246,9 @@ class MemoryAttentionGraph(torch.nn.Module):
     """Conditions the current frame's stride-16 features on each object's memory.
 
     Batched over B objects with per-object padding: memory slots and pointer slots whose
-    `*_valid` entry is 0 get an additive -1e9 attention bias (exactly zero weight)."""
+    `*_valid` entry is 0 get an additive -1e9 attention bias (exactly zero weight).
+    int8_scores: the attention scores as int8 products (a CPU speed mode, see
+    _attend_int8_scores; export.py --int8-attention-scores)."""
 
     def __init__(self, model, query_chunk: int = ATTENTION_QUERY_CHUNK, int8_scores: bool = False):
         super().__init__()
