@@ -174,24 +174,6 @@ class StageTimer:
         return out
 
 
-@contextlib.contextmanager
-def prepared_loader(args, names):
-    """With --prepared: init_state gets the prepared inputs (official normalisation)."""
-    if not args.prepared:
-        yield
-        return
-    import sam2.sam2_video_predictor as svp
-
-    S = args.image_size
-    images = prepared.load(args.frames, S, names)
-    orig = svp.load_video_frames
-    svp.load_video_frames = lambda **kw: (images.clone(), S, S)
-    try:
-        yield
-    finally:
-        svp.load_video_frames = orig
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", required=True, help="benchmark folder (PNG frames + prompts.json)")
@@ -295,6 +277,10 @@ def main(argv=None) -> int:
         }
     )
 
+    # --prepared: init_state gets the prepared inputs (official normalisation), loaded once
+    if args.prepared:
+        S = args.image_size
+        inputs = prepared.load(args.frames, S, names)
     with tempfile.TemporaryDirectory() as jpg_dir:
         # The official loader reads a folder of JPEG frames.
         for i, n in enumerate(names if not args.prepared else []):
@@ -306,8 +292,9 @@ def main(argv=None) -> int:
             if cuda:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
+            feed = prepared.fed_to_official(inputs, S, S) if args.prepared else contextlib.nullcontext()
             t0 = time.perf_counter()
-            with autocast, prepared_loader(args, names):
+            with autocast, feed:
                 state = model.init_state(video_path=jpg_dir)
             load_s = time.perf_counter() - t0
             timer.take()

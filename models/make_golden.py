@@ -166,15 +166,8 @@ def pack_mask(mask: np.ndarray) -> bytes:
 
 @torch.inference_mode()
 def run_scenario(predictor, images, golden_dir, scenario):
-    import sam2.sam2_video_predictor as svp
-
-    # Feed the prepared frames instead of a JPEG folder (no lossy re-encode).
-    orig_loader = svp.load_video_frames
-    svp.load_video_frames = lambda **kw: (images.clone(), FRAME_H, FRAME_W)
-    try:
+    with prepared.fed_to_official(images, FRAME_H, FRAME_W):
         state = predictor.init_state(video_path="<prepared>")
-    finally:
-        svp.load_video_frames = orig_loader
 
     record = {}  # (frame, obj_id) -> dict
     ctx = {}

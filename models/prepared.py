@@ -10,6 +10,7 @@ see the same pixels. This file is our own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -39,3 +40,18 @@ def load(inputs_dir: str, image_size: int, names: list[str]) -> torch.Tensor:
     imgs -= torch.tensor(MEAN, dtype=torch.float32)[:, None, None]
     imgs /= torch.tensor(STD, dtype=torch.float32)[:, None, None]
     return imgs
+
+
+@contextlib.contextmanager
+def fed_to_official(images: torch.Tensor, height: int, width: int):
+    """Within it, the official predictor's init_state takes `images` (from `load`) as the
+    video's frames, with the video size height x width (the size its masks come out at),
+    instead of reading a JPEG folder (no lossy re-encode)."""
+    import sam2.sam2_video_predictor as svp
+
+    orig = svp.load_video_frames
+    svp.load_video_frames = lambda **kw: (images.clone(), height, width)
+    try:
+        yield
+    finally:
+        svp.load_video_frames = orig

@@ -1091,21 +1091,26 @@ def _apply_rope(x, cos, sin):
     return torch.stack((out_r, out_i), dim=-1).flatten(-2)
 
 
-def _attend(q, k, v, chunk):
-    """softmax(q k^T) v over all keys, `chunk` query rows at a time (0: all at once).
+def _chunked_attention(q, chunk, scores, v):
+    """softmax(scores(q)) v, `chunk` query rows of q at a time (0: all at once).
 
     Chunking bounds the attention matrix held at once (at 1024 with 7 memories a full one
     is 4096 x 28k fp32 = 470 MB per object) without changing any value: each query row's
     softmax only reads its own row."""
     rows = q.shape[-2]
-    kt = k.transpose(-1, -2)
     if not chunk or chunk >= rows:
-        return torch.matmul(torch.softmax(torch.matmul(q, kt), dim=-1), v)
+        return torch.matmul(torch.softmax(scores(q), dim=-1), v)
     parts = [
-        torch.matmul(torch.softmax(torch.matmul(q[..., s : s + chunk, :], kt), dim=-1), v)
+        torch.matmul(torch.softmax(scores(q[..., s : s + chunk, :]), dim=-1), v)
         for s in range(0, rows, chunk)
     ]
     return torch.cat(parts, dim=-2)
+
+
+def _attend(q, k, v, chunk):
+    """softmax(q k^T) v over all keys, in query chunks (_chunked_attention)."""
+    kt = k.transpose(-1, -2)
+    return _chunked_attention(q, chunk, lambda qc: torch.matmul(qc, kt), v)
 
 
 # ---- int8 attention scores (a speed mode: MemoryAttentionGraph(int8_scores=True)) -------
@@ -1116,9 +1121,11 @@ def _attend(q, k, v, chunk):
 # keys are quantised once per layer to int8 (symmetric, per tensor), each query chunk to
 # uint8 per call (ONNX DynamicQuantizeLinear), and the products run as MatMulInteger
 # (int32 accumulation: the CPU's VNNI dot products; measured 1.8x the fp32 product on an
-# AVX-512 VNNI CPU), scaled back to fp32 before the padding bias and the softmax. The
-# torch forward computes the same integers (exact in float64), so export.py's ONNX check
-# holds the graph to it; the cost against fp32 is measured on frames (bench.sh).
+# AVX-512 VNNI AMD EPYC), scaled back to fp32 before the padding bias and the softmax. The
+# torch forward computes the same integers (exact in float64); export.py's ONNX check
+# holds the graph to it within INT8_SCORES_TOL (fp32 noise upstream can move a value
+# across a rounding boundary); the cost against fp32 is measured on frames (bench.sh,
+# tests/engine_parity.rs).
 
 
 class _QuantS8(torch.autograd.Function):
@@ -1165,18 +1172,16 @@ class _Int8Scores(torch.autograd.Function):
 
 
 def _attend_int8_scores(q, k, bias, v, chunk):
-    """softmax(q k^T + bias) v with int8 scores (see above); bias [B, 1, 1, Lk] or None."""
+    """softmax(q k^T + bias) v with int8 scores (see above), in query chunks; bias
+    [B, 1, 1, Lk] or None."""
     kq, ks = _QuantS8.apply(k)
     kt = kq.transpose(-1, -2)
-    rows = q.shape[-2]
-    step = chunk if chunk and chunk < rows else rows
 
-    def scores(s):
-        out = _Int8Scores.apply(q[..., s : s + step, :], kt, ks)
+    def scores(qc):
+        out = _Int8Scores.apply(qc, kt, ks)
         return out if bias is None else out + bias
 
-    parts = [torch.matmul(torch.softmax(scores(s), dim=-1), v) for s in range(0, rows, step)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)
+    return _chunked_attention(q, chunk, scores, v)
 
 
 def _heads(mod, x):

@@ -214,7 +214,7 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     MODEL_INT8="$OUT/$CONFIG-1024$SUFFIX-int8"
     export_model 512 "$MODEL_512"
     quantize_model "$MODEL_1024" "$MODEL_INT8"
-    # the memory attention's cross-attention scores as int8 products (export.py
+    # the memory attention's attention scores as int8 products (export.py
     # --int8-attention-scores), alone and with int8 weights
     MODEL_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-scores"
     MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
