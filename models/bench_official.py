@@ -184,6 +184,11 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=8, help="frames before the steady state")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--checkpoint",
+        help="official checkpoint for --config instead of --seed's random weights (e.g. the "
+        "benchmark's trained model from models/train_synthetic.py)",
+    )
+    ap.add_argument(
         "--object-score-bias",
         type=float,
         default=0.0,
@@ -250,7 +255,12 @@ def main(argv=None) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, _ = G.build_model(args.config, image_size=args.image_size, seed=args.seed)
+        model, _ = G.build_model(
+            args.config,
+            image_size=args.image_size,
+            checkpoint=args.checkpoint,
+            seed=None if args.checkpoint else args.seed,
+        )
         if args.object_score_bias:
             G.bias_object_scores(model, args.object_score_bias)
     patched = None

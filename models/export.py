@@ -353,9 +353,10 @@ def main(argv=None):
         "--object-score-bias",
         type=float,
         default=0.0,
-        help="with --random-weights: add this to the object-score head's bias (benchmarks: plain "
-        "random weights judge every object absent, so masks are empty; a positive bias keeps "
-        "objects present so that the masks of speed modes can be compared)",
+        help="add this to the object-score head's bias (benchmarks: plain random weights, and "
+        "models/train_synthetic.py's full-size checkpoints whose object-score head stays random, "
+        "judge every object absent, so masks are empty; a positive bias keeps objects present so "
+        "that the masks of speed modes can be compared)",
     )
     ap.add_argument("--image-size", type=int, help="model input size (multiple of 64; default: the config's)")
     ap.add_argument("--out", required=True, help="output directory")
@@ -394,8 +395,6 @@ def main(argv=None):
         add_all_frames_to_correct_as_cond=not args.corrections_not_cond,
     )
     if args.object_score_bias:
-        if not args.random_weights:
-            ap.error("--object-score-bias is for --random-weights only")
         G.bias_object_scores(model, args.object_score_bias)
     nparams = sum(p.numel() for p in model.parameters())
     facts = G.model_facts(model)
@@ -455,7 +454,12 @@ def main(argv=None):
                     **({"object_score_bias": args.object_score_bias} if args.object_score_bias else {}),
                 }
                 if args.random_weights
-                else {"kind": "checkpoint", "file": os.path.basename(args.checkpoint), "sha256": sha256(args.checkpoint)}
+                else {
+                    "kind": "checkpoint",
+                    "file": os.path.basename(args.checkpoint),
+                    "sha256": sha256(args.checkpoint),
+                    **({"object_score_bias": args.object_score_bias} if args.object_score_bias else {}),
+                }
             ),
             "parameters": nparams,
         },

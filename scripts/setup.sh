@@ -20,6 +20,9 @@
 #                        (models/requirements-edgetam.txt) in .venv-edgetam, a
 #                        package folder to put first on PYTHONPATH for
 #                        `models/export.py --config edgetam`
+#   --with-detector      also install gstreamer1.0-opencv and opencv-data: the
+#                        facedetect element, a detector that attaches
+#                        region-of-interest metas (roi-prompts, its test)
 #   --ort-version V      install ONNX Runtime V instead of 1.31.1, into
 #                        .ort/V/lib (pinned: 1.31.1, 1.19.2 = the oldest
 #                        supported release with a PyPI wheel, gpu-1.31.1 =
@@ -66,12 +69,13 @@ ORT_VERSION_GIVEN=0
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '4,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '4,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --with-export-tools) WITH_EXPORT_TOOLS=1 ;;
         --with-edgetam-tools) WITH_EXPORT_TOOLS=1; WITH_EDGETAM_TOOLS=1 ;;
+        --with-detector) APT_PACKAGES+=(gstreamer1.0-opencv opencv-data) ;;
         --ort-version)
             [ "$#" -ge 2 ] || die "--ort-version needs a version"
             ORT_VERSION="$2"; ORT_VERSION_GIVEN=1; shift ;;

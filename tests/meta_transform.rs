@@ -170,6 +170,9 @@ fn meta_buffer(mask_size: (u32, u32)) -> (gst::Buffer, ObjectInfo) {
         mask: Some(gst::Buffer::from_mut_slice(mask)),
         mask_width: mw,
         mask_height: mh,
+        prompted: true,
+        label: Some("car".into()),
+        detection_id: Some(12),
     };
     let mut buffer = gst::Buffer::new();
     meta::attach(

@@ -543,6 +543,9 @@ fn frame_1080p(info: &gst_video::VideoInfo) -> (gst::Buffer, Vec<Vec<u8>>) {
             )),
             mask_width: w as u32,
             mask_height: h as u32,
+            prompted: false,
+            label: None,
+            detection_id: None,
         })
         .collect();
     meta::attach(

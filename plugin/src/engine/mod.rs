@@ -17,6 +17,7 @@ pub mod model;
 pub mod ops;
 pub mod runtime;
 pub mod session;
+pub mod shared;
 pub mod stages;
 pub mod step;
 pub mod tracker;

@@ -241,6 +241,9 @@ mod tests {
             mask: mask.map(gst::Buffer::from_mut_slice),
             mask_width: w,
             mask_height: h,
+            prompted: false,
+            label: None,
+            detection_id: None,
         }
     }
 

@@ -20,10 +20,12 @@ use gst_base::subclass::prelude::*;
 use crate::engine::runtime;
 use crate::sync::lock;
 
+mod detect;
 mod intake;
 mod latency;
 
 use super::OnFlush;
+use super::detections::Associator;
 use super::inbox::{Channel, Inbox};
 use super::infer::{Failure, FrameJob, Note, Outcome};
 use super::output::Output;
@@ -67,6 +69,9 @@ pub struct Sam2Track {
     /// What frames carry out; streaming thread only (not under `state`:
     /// drawing holds no lock others wait on).
     output: Mutex<Output>,
+    /// Upstream detections against tracked objects (`roi-prompts`) and the
+    /// lost-object count (`remove-after`).
+    detections: Mutex<Associator>,
 }
 
 #[glib::object_subclass]
@@ -222,6 +227,7 @@ impl BaseTransformImpl for Sam2Track {
         drop(state);
         lock(&self.inbox).stop();
         lock(&self.output).forget();
+        lock(&self.detections).reset();
         gst::debug!(CAT, imp = self, "Stopped");
         Ok(())
     }
@@ -284,6 +290,9 @@ impl BaseTransformImpl for Sam2Track {
                 }
                 lock(&self.output).forget();
                 lock(&self.inbox).flush(reset);
+                if reset {
+                    lock(&self.detections).reset();
+                }
                 gst::debug!(CAT, imp = self, "Flushed (reset: {reset})");
             }
             EventView::Eos(_) => {
@@ -393,7 +402,9 @@ impl Sam2Track {
                 .as_ref()
                 .and_then(|s| buf.pts().and_then(|pts| s.to_stream_time(pts)));
 
-            let taken = lock(&self.inbox).take(number, stream_time, settings.prompt.as_deref());
+            let detected = self.detection_prompts(buf, &info, number, &settings, &state.worker);
+            let mut taken = lock(&self.inbox).take(number, stream_time, settings.prompt.as_deref());
+            taken.refused.extend(detected);
             let is_async =
                 Self::effective_async(settings.mode, state.upstream_live.unwrap_or(false));
             (state.worker.clone(), info, number, taken, is_async)
@@ -448,7 +459,10 @@ impl Sam2Track {
             None if needs_engine => worker.latest(),
             None => None,
         };
-        lock(&self.output).put(&self.obj(), buf, &info, &settings, number, outcome);
+        let origins = lock(&self.detections).origins();
+        let mut output = lock(&self.output);
+        output.origins = origins;
+        output.put(&self.obj(), buf, &info, &settings, number, outcome);
         Ok(gst::FlowSuccess::Ok)
     }
 

@@ -8,7 +8,9 @@
 //!   whose structure has the fields of [`ObjectInfo`];
 //! * a `GstVideoRegionOfInterestMeta` of type [`ROI_TYPE`], id = object id,
 //!   with a [`ROI_PARAM`] parameter structure (no mask), when the mask is
-//!   not empty.
+//!   not empty; for an object started by an upstream detection
+//!   (`roi-prompts`), `parent_id` = the detection's ROI meta id, and
+//!   `label` / `detection-id` fields in both structures.
 //!
 //! Per frame, one custom meta [`FRAME_META`] with the frame fields and an
 //! `objects` array of the same object structures: the easy way for Python
@@ -271,6 +273,16 @@ pub struct ObjectInfo {
     pub mask: Option<gst::Buffer>,
     pub mask_width: u32,
     pub mask_height: u32,
+    /// `prompted`: a prompt ran for the object on the frame the mask was
+    /// computed on (a conditioning frame: a click, a box, a detection's box
+    /// with `roi-prompts`).
+    pub prompted: bool,
+    /// `label`: the `roi_type` of the upstream detection that started the
+    /// object (`roi-prompts`); absent for objects started otherwise.
+    pub label: Option<String>,
+    /// `detection-id`: that detection's region-of-interest meta id (also
+    /// the `parent_id` of the object's ROI meta); absent with `label`.
+    pub detection_id: Option<i32>,
 }
 
 impl ObjectInfo {
@@ -285,12 +297,19 @@ impl ObjectInfo {
             .field("iou", self.iou)
             .field("occluded", self.occluded)
             .field("stale", self.stale)
-            .field("frame-number", self.frame_number);
+            .field("frame-number", self.frame_number)
+            .field("prompted", self.prompted);
         if let Some(mask) = &self.mask {
             b = b
                 .field("mask", mask)
                 .field("mask-width", self.mask_width)
                 .field("mask-height", self.mask_height);
+        }
+        if let Some(label) = &self.label {
+            b = b.field("label", label);
+        }
+        if let Some(id) = self.detection_id {
+            b = b.field("detection-id", id);
         }
         b
     }
@@ -301,14 +320,20 @@ impl ObjectInfo {
     }
 
     fn roi_param(&self) -> gst::Structure {
-        gst::Structure::builder(ROI_PARAM)
+        let mut b = gst::Structure::builder(ROI_PARAM)
             .field("object-id", self.id)
             .field("score", self.score)
             .field("iou", self.iou)
             .field("occluded", self.occluded)
             .field("stale", self.stale)
-            .field("frame-number", self.frame_number)
-            .build()
+            .field("frame-number", self.frame_number);
+        if let Some(label) = &self.label {
+            b = b.field("label", label);
+        }
+        if let Some(id) = self.detection_id {
+            b = b.field("detection-id", id);
+        }
+        b.build()
     }
 
     /// Reads an object structure (per-object meta or frame meta item).
@@ -343,6 +368,9 @@ impl ObjectInfo {
             mask: s.get::<gst::Buffer>("mask").ok(),
             mask_width: s.get("mask-width").unwrap_or(0),
             mask_height: s.get("mask-height").unwrap_or(0),
+            prompted: s.get("prompted").unwrap_or(false),
+            label: s.get::<String>("label").ok(),
+            detection_id: s.get::<i32>("detection-id").ok(),
         })
     }
 
@@ -374,6 +402,9 @@ pub fn attach(buffer: &mut gst::BufferRef, frame: &FrameInfo) {
         if w > 0 && h > 0 {
             let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, ROI_TYPE, (x, y, w, h));
             roi.set_id(object.id as i32);
+            if let Some(parent) = object.detection_id {
+                roi.set_parent_id(parent);
+            }
             roi.add_param(object.roi_param());
         }
     }

@@ -4,6 +4,7 @@
 //!
 //! * [`imp`]: GStreamer glue (properties, caps, events, signals, state);
 //! * [`color`]: YUV matrices and NV12/I420 to RGB;
+//! * `detections`: box prompts from upstream detections, track lifecycle;
 //! * `events`: prompt event structures (re-exported by [`prompt`]);
 //! * `ids`: object ids in use and the ids of new objects;
 //! * `inbox`: every prompt waiting for a frame;
@@ -26,6 +27,7 @@ use gst::glib;
 use gst::prelude::*;
 
 pub mod color;
+mod detections;
 pub mod draw;
 mod events;
 mod ids;

@@ -5,6 +5,7 @@
 //! of an outcome are made at the frame size once and reused while frames
 //! carry that outcome (stale frames in async mode).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gst::prelude::*;
@@ -12,6 +13,7 @@ use gst::prelude::*;
 use crate::engine::{ops, tracker};
 
 use super::MaskResolution;
+use super::detections::Origin;
 use super::draw;
 use super::imp::CAT;
 use super::infer::Outcome;
@@ -51,6 +53,9 @@ impl Rendered {
 /// The output side of the element, used by the streaming thread only.
 #[derive(Default)]
 pub struct Output {
+    /// The detections that started the objects (`roi-prompts`), by id: their
+    /// label and ROI id go into the metadata. Set before each [`Output::put`].
+    pub origins: BTreeMap<u32, Origin>,
     rendered: Option<Rendered>,
     warned_transparent: bool,
 }
@@ -72,6 +77,7 @@ impl Output {
         number: u64,
         outcome: Option<Arc<Outcome>>,
     ) {
+        let origins = &self.origins;
         let (w, h) = (info.width() as usize, info.height() as usize);
         let rendered = outcome.map(|outcome| {
             let reuse = self.rendered.as_ref().is_some_and(|r| {
@@ -122,6 +128,9 @@ impl Output {
                         mask: r.meta_masks[i].as_ref().map(|m| m.0.clone()),
                         mask_width: r.meta_masks[i].as_ref().map_or(0, |m| m.1),
                         mask_height: r.meta_masks[i].as_ref().map_or(0, |m| m.2),
+                        prompted: obj.is_cond,
+                        label: origins.get(&obj.id).map(|o| o.label.clone()),
+                        detection_id: origins.get(&obj.id).map(|o| o.detection_id),
                     })
                     .collect();
                 (o.frame_number, objects)

@@ -12,6 +12,7 @@ use gst::prelude::*;
 use crate::engine::model::{self, ExecutionProvider, GpuOptions, SessionOptions};
 use crate::engine::tracker::TrackerConfig;
 
+use super::detections::{self, RoiPrompts, Rules};
 use super::infer::JobOptions;
 use super::overlay::Style;
 use super::style_props::{self, StyleSettings};
@@ -43,6 +44,13 @@ pub const PROP_NAVIGATION: &str = "navigation";
 pub const PROP_MODE: &str = "mode";
 pub const PROP_ON_FLUSH: &str = "on-flush";
 pub const PROP_INFERENCE_DELAY: &str = "inference-delay";
+pub const PROP_ROI_PROMPTS: &str = "roi-prompts";
+pub const PROP_ROI_TYPES: &str = "roi-types";
+pub const PROP_ROI_MATCH_IOU: &str = "roi-match-iou";
+pub const PROP_ROI_REFRESH_INTERVAL: &str = "roi-refresh-interval";
+pub const PROP_ROI_DRIFT_IOU: &str = "roi-drift-iou";
+pub const PROP_REMOVE_AFTER: &str = "remove-after";
+pub const PROP_SHARE_MODEL: &str = "share-model";
 
 /// Largest `max-objects` (object labels of the overlay fit in a byte).
 const MAX_OBJECTS_LIMIT: u32 = 64;
@@ -79,6 +87,14 @@ pub struct Settings {
     pub mode: Mode,
     pub on_flush: OnFlush,
     pub inference_delay_ms: u32,
+    pub roi_prompts: RoiPrompts,
+    /// `roi-types` as set (comma-separated; empty: every type but sam2track's).
+    pub roi_types: String,
+    pub roi_match_iou: f32,
+    pub roi_refresh_interval: u32,
+    pub roi_drift_iou: f32,
+    pub remove_after: u32,
+    pub share_model: bool,
 }
 
 impl Default for Settings {
@@ -111,6 +127,13 @@ impl Default for Settings {
             mode: Mode::Auto,
             on_flush: OnFlush::Reset,
             inference_delay_ms: 0,
+            roi_prompts: RoiPrompts::None,
+            roi_types: String::new(),
+            roi_match_iou: 0.3,
+            roi_refresh_interval: 30,
+            roi_drift_iou: 0.5,
+            remove_after: 0,
+            share_model: true,
         }
     }
 }
@@ -157,6 +180,18 @@ impl Settings {
 
     pub fn style(&self) -> Style {
         self.style.style()
+    }
+
+    /// What the detection association runs with.
+    pub fn roi_rules(&self) -> Rules {
+        Rules {
+            mode: self.roi_prompts,
+            types: detections::parse_types(&self.roi_types),
+            match_iou: self.roi_match_iou,
+            refresh_interval: self.roi_refresh_interval,
+            drift_iou: self.roi_drift_iou,
+            remove_after: self.remove_after,
+        }
     }
 
     pub fn job_options(&self) -> JobOptions {
@@ -396,6 +431,77 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .default_value(d.inference_delay_ms)
             .mutable_playing()
             .build(),
+        glib::ParamSpecEnum::builder_with_default(PROP_ROI_PROMPTS, d.roi_prompts)
+            .nick("ROI prompts")
+            .blurb(
+                "Take box prompts from upstream detections (GstVideoRegionOfInterestMeta): \
+                 none; new: a detection matching no tracked object starts one; refresh: \
+                 also re-prompt matched objects with the detection's box",
+            )
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecString::builder(PROP_ROI_TYPES)
+            .nick("ROI types")
+            .blurb(
+                "Comma-separated region-of-interest types taken as detections (e.g. \
+                 \"person,car\"; empty: every type but sam2track's own \"sam2\")",
+            )
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecFloat::builder(PROP_ROI_MATCH_IOU)
+            .nick("ROI match IoU")
+            .blurb(
+                "IoU from which a detection belongs to a tracked object (against the \
+                 detection last matched to it, or its mask's box)",
+            )
+            .minimum(0.01)
+            .maximum(1.0)
+            .default_value(d.roi_match_iou)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_ROI_REFRESH_INTERVAL)
+            .nick("ROI refresh interval")
+            .blurb(
+                "roi-prompts=refresh: frames between re-prompts of an object with its \
+                 matched detection's box (0: only when the mask drifts)",
+            )
+            .maximum(1_000_000)
+            .default_value(d.roi_refresh_interval)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecFloat::builder(PROP_ROI_DRIFT_IOU)
+            .nick("ROI drift IoU")
+            .blurb(
+                "roi-prompts=refresh: re-prompt at once when the mask's box and the \
+                 matched detection's box overlap less than this IoU",
+            )
+            .minimum(0.0)
+            .maximum(1.0)
+            .default_value(d.roi_drift_iou)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder(PROP_REMOVE_AFTER)
+            .nick("Remove after")
+            .blurb(
+                "Remove an object judged absent (occluded or empty mask) on this many \
+                 consecutive inferred frames with no detection matched to it (0: never); \
+                 ids are not reused",
+            )
+            .maximum(1_000_000)
+            .default_value(d.remove_after)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder(PROP_SHARE_MODEL)
+            .nick("Share model")
+            .blurb(
+                "Share the loaded networks with the other sam2track elements of the \
+                 process that use the same model directory, provider and session \
+                 options (one copy of the weights; each element keeps its own objects \
+                 and memory; their frames take turns on the networks)",
+            )
+            .default_value(d.share_model)
+            .mutable_ready()
+            .build(),
     ])
     .collect()
 }
@@ -449,6 +555,15 @@ impl Settings {
             PROP_INFERENCE_DELAY => {
                 self.inference_delay_ms = value.get().expect("type checked upstream")
             }
+            PROP_ROI_PROMPTS => self.roi_prompts = value.get().expect("type checked upstream"),
+            PROP_ROI_TYPES => self.roi_types = string_from_value(value).unwrap_or_default(),
+            PROP_ROI_MATCH_IOU => self.roi_match_iou = value.get().expect("type checked upstream"),
+            PROP_ROI_REFRESH_INTERVAL => {
+                self.roi_refresh_interval = value.get().expect("type checked upstream")
+            }
+            PROP_ROI_DRIFT_IOU => self.roi_drift_iou = value.get().expect("type checked upstream"),
+            PROP_REMOVE_AFTER => self.remove_after = value.get().expect("type checked upstream"),
+            PROP_SHARE_MODEL => self.share_model = value.get().expect("type checked upstream"),
             // GObject only calls with the properties installed
             other => unreachable!("unknown property {other}"),
         }
@@ -486,6 +601,13 @@ impl Settings {
             PROP_MODE => self.mode.to_value(),
             PROP_ON_FLUSH => self.on_flush.to_value(),
             PROP_INFERENCE_DELAY => self.inference_delay_ms.to_value(),
+            PROP_ROI_PROMPTS => self.roi_prompts.to_value(),
+            PROP_ROI_TYPES => self.roi_types.to_value(),
+            PROP_ROI_MATCH_IOU => self.roi_match_iou.to_value(),
+            PROP_ROI_REFRESH_INTERVAL => self.roi_refresh_interval.to_value(),
+            PROP_ROI_DRIFT_IOU => self.roi_drift_iou.to_value(),
+            PROP_REMOVE_AFTER => self.remove_after.to_value(),
+            PROP_SHARE_MODEL => self.share_model.to_value(),
             // GObject only calls with the properties installed
             other => unreachable!("unknown property {other}"),
         }

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use crate::engine::model;
 use crate::engine::runtime;
-use crate::engine::stages::Stages;
+use crate::engine::shared::SharedStages;
 use crate::engine::tracker::Tracker;
 
 use super::imp::CAT;
 use super::prompt::{self, ScheduledPrompt};
 use super::settings::{
-    PROP_FALLBACK, PROP_MODEL_DIR, PROP_ORT_LIBRARY, PROP_PROMPT_FILE, PROP_PROVIDER, Settings,
+    PROP_FALLBACK, PROP_MODEL_DIR, PROP_ORT_LIBRARY, PROP_PROMPT_FILE, PROP_PROVIDER,
+    PROP_SHARE_MODEL, Settings,
 };
 
 /// What a started element runs with.
@@ -75,28 +76,42 @@ pub fn load(element: &super::Sam2Track, settings: &Settings) -> Result<Loaded, g
         )
     };
     let model = model::ModelDir::open(&model_dir).map_err(|e| model_error(&e))?;
-    let stages = Stages::load(&model, runtime.environment(), &settings.session_options()).map_err(
-        |err| match err {
-            model::ModelError::Provider { .. } => gst::error_msg!(
-                gst::LibraryError::Init,
-                (
-                    "{}. Set '{}' to cpu, or '{}' to true to run on the CPU when the GPU \
-                         cannot be used",
-                    err,
-                    PROP_PROVIDER,
-                    PROP_FALLBACK
-                )
-            ),
-            err => model_error(&err),
-        },
-    )?;
-    let fallbacks = model.fallbacks();
-    if !fallbacks.is_empty() {
+    let loaded = SharedStages::load(
+        &model,
+        runtime.environment(),
+        &settings.session_options(),
+        settings.share_model,
+    )
+    .map_err(|err| match err {
+        model::ModelError::Provider { .. } => gst::error_msg!(
+            gst::LibraryError::Init,
+            (
+                "{}. Set '{}' to cpu, or '{}' to true to run on the CPU when the GPU \
+                     cannot be used",
+                err,
+                PROP_PROVIDER,
+                PROP_FALLBACK
+            )
+        ),
+        err => model_error(&err),
+    })?;
+    if !loaded.fallbacks.is_empty() {
         gst::element_warning!(
             element,
             gst::LibraryError::Init,
-            ("Running on the CPU: {}", fallbacks.join("; ")),
+            ("Running on the CPU: {}", loaded.fallbacks.join("; ")),
             ["'{}' is set", PROP_FALLBACK]
+        );
+    }
+    let stages = loaded.stages;
+    if loaded.reused {
+        gst::info!(
+            CAT,
+            obj = element,
+            "Sharing the networks of {} with {} other sam2track element(s) ('{}')",
+            model_dir.display(),
+            stages.users() - 1,
+            PROP_SHARE_MODEL
         );
     }
     report_placements(element, &stages);
@@ -161,7 +176,7 @@ fn ort_error_text(err: &runtime::RuntimeError) -> String {
 /// Logs where ONNX Runtime placed each graph's nodes, and warns when nodes
 /// doing real arithmetic fell back to the CPU while the rest runs on a GPU
 /// (each costs copies both ways on every frame).
-fn report_placements(element: &super::Sam2Track, stages: &Stages) {
+fn report_placements(element: &super::Sam2Track, stages: &SharedStages) {
     gst::info!(
         CAT,
         obj = element,

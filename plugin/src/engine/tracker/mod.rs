@@ -16,9 +16,8 @@ use std::collections::BTreeMap;
 
 use super::manifest::{self, Manifest, Settings};
 use super::ops::Plane;
-use super::stages::{
-    Dims, ImageFeatures, PromptBatch, StageError, StageTimes, Stages, StoredMemory,
-};
+use super::shared::SharedStages;
+use super::stages::{Dims, ImageFeatures, PromptBatch, StageError, StageTimes, StoredMemory};
 
 mod frame;
 mod heads;
@@ -231,7 +230,7 @@ struct Rules {
 
 /// The streaming tracker for one stream.
 pub struct Tracker {
-    stages: Stages,
+    stages: SharedStages,
     dims: Dims,
     settings: Settings,
     preprocess: manifest::Preprocess,
@@ -249,8 +248,10 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// A tracker on `stages`: its own ([`Stages`](super::stages::Stages)) or shared with other
+    /// trackers ([`SharedStages::load`]).
     pub fn new(
-        stages: Stages,
+        stages: impl Into<SharedStages>,
         manifest: &Manifest,
         config: TrackerConfig,
     ) -> Result<Self, TrackerError> {
@@ -286,9 +287,10 @@ impl Tracker {
                 "max objects must be at least 1".into(),
             ));
         }
+        let stages = stages.into();
         let w = manifest.constant(manifest::CONST_MASK_DOWNSAMPLE_WEIGHT);
         Ok(Tracker {
-            dims: stages.dims,
+            dims: stages.dims(),
             stages,
             settings: st.clone(),
             preprocess: manifest.preprocess.clone(),
@@ -580,6 +582,11 @@ impl Tracker {
     /// Where the tensors between graphs live: "cpu" or "cuda:N".
     pub fn device(&self) -> &str {
         self.stages.device()
+    }
+
+    /// Trackers running on this one's graphs (1: its own).
+    pub fn stage_users(&self) -> usize {
+        self.stages.users()
     }
 
     /// Time spent in each graph since the last call (see [`StageTimes`]).

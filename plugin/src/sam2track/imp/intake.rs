@@ -51,7 +51,10 @@ impl Sam2Track {
                     ));
                 }
             },
-            Note::Released(ids) => lock(&self.inbox).release(&ids),
+            Note::Released(ids) => {
+                lock(&self.inbox).release(&ids);
+                lock(&self.detections).forget(&ids);
+            }
         }
     }
 
