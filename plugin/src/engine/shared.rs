@@ -5,8 +5,8 @@
 //! Several cameras in one process (an automotive rig, a multi-stream
 //! analytics box) mean several trackers of the same model. Each keeps its
 //! own objects and memory bank (`Tracker`), but they can share the
-//! ONNX Runtime sessions: one copy of the weights, one set of thread pools,
-//! one arena. [`SharedStages::load`] hands out the same [`Stages`] for the
+//! ONNX Runtime sessions: one copy of the weights, one set of thread pools
+//! (the CPU arena is the environment's already). [`SharedStages::load`] hands out the same [`Stages`] for the
 //! same model directory (same files), provider and session options while
 //! one tracker still holds them; each graph run takes the lock, so the
 //! trackers' frames take turns graph by graph (a graph already uses every

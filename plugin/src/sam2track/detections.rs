@@ -61,7 +61,8 @@ pub struct Detection {
     pub bbox: [f32; 4],
     /// The meta's `roi_type` (the detector's label: "face", "person", ...).
     pub label: String,
-    /// The meta's id (-1 when the detector set none).
+    /// The meta's id, as the detector set it (detectors that number none
+    /// leave GStreamer's default).
     pub id: i32,
 }
 
@@ -260,7 +261,11 @@ impl Associator {
     pub fn forget(&mut self, ids: &[u32]) {
         for id in ids {
             self.tracks.remove(id);
-            self.released.insert(*id);
+            // kept until the next outcome is taken: not while no outcome is
+            // (the association is off), where nothing would ever clear them
+            if self.last_outcome.is_some() {
+                self.released.insert(*id);
+            }
         }
     }
 
@@ -333,12 +338,19 @@ impl Associator {
             }
         }
         if matches!(rules.mode, RoiPrompts::New | RoiPrompts::Refresh) {
-            plan.start = detections
-                .iter()
-                .zip(&det_used)
-                .filter(|(_, used)| !**used)
-                .map(|(d, _)| d.clone())
-                .collect();
+            // unmatched detections start objects, but one object per place: a
+            // detection overlapping one already starting (a detector's duplicate,
+            // or two labels for one thing) is left out
+            for (d, used) in detections.iter().zip(&det_used) {
+                if !used
+                    && !plan
+                        .start
+                        .iter()
+                        .any(|s| iou(&s.bbox, &d.bbox) >= rules.match_iou)
+                {
+                    plan.start.push(d.clone());
+                }
+            }
         }
         plan
     }
@@ -465,6 +477,23 @@ mod tests {
         );
         assert_eq!(p.matched, vec![(1, 1)], "the best match wins");
         assert_eq!(p.start, vec![det(2.0, "a", 1)]);
+    }
+
+    #[test]
+    fn duplicate_detections_start_one_object() {
+        let r = rules(RoiPrompts::New);
+        let mut a = Associator::default();
+        let p = a.plan(
+            0,
+            &[
+                det(0.0, "car", 1),
+                det(2.0, "vehicle", 2),
+                det(60.0, "car", 3),
+            ],
+            None,
+            &r,
+        );
+        assert_eq!(p.start, vec![det(0.0, "car", 1), det(60.0, "car", 3)]);
     }
 
     #[test]
