@@ -394,6 +394,11 @@ mod tests {
         }
     }
 
+    /// The latest outcome: frame `frame` showing `objects`.
+    fn at(frame: u64, objects: &[Seen]) -> Option<Latest<'_>> {
+        Some(Latest { frame, objects })
+    }
+
     fn det(x: f32, label: &str, id: i32) -> Detection {
         Detection {
             bbox: [x, 10.0, x + 20.0, 30.0],
@@ -448,15 +453,7 @@ mod tests {
         let mut a = Associator::default();
         // an object started by a click: only its mask box is known
         let objs = [seen(5, Some(50.0), true)];
-        let p = a.plan(
-            3,
-            &[det(52.0, "car", 1)],
-            Some(Latest {
-                frame: 2,
-                objects: &objs,
-            }),
-            &r,
-        );
+        let p = a.plan(3, &[det(52.0, "car", 1)], at(2, &objs), &r);
         assert_eq!(p.matched, vec![(0, 5)]);
         assert!(p.start.is_empty());
     }
@@ -466,15 +463,7 @@ mod tests {
         let r = rules(RoiPrompts::New);
         let mut a = Associator::default();
         let objs = [seen(1, Some(0.0), true)];
-        let p = a.plan(
-            1,
-            &[det(2.0, "a", 1), det(0.0, "a", 2)],
-            Some(Latest {
-                frame: 0,
-                objects: &objs,
-            }),
-            &r,
-        );
+        let p = a.plan(1, &[det(2.0, "a", 1), det(0.0, "a", 2)], at(0, &objs), &r);
         assert_eq!(p.matched, vec![(1, 1)], "the best match wins");
         assert_eq!(p.start, vec![det(2.0, "a", 1)]);
     }
@@ -503,52 +492,20 @@ mod tests {
         a.started(1, &det(0.0, "car", 1), 0);
         let ok = [seen(1, Some(0.0), true)];
         for n in 1..10 {
-            let p = a.plan(
-                n,
-                &[det(0.0, "car", 1)],
-                Some(Latest {
-                    frame: n - 1,
-                    objects: &ok,
-                }),
-                &r,
-            );
+            let p = a.plan(n, &[det(0.0, "car", 1)], at(n - 1, &ok), &r);
             assert!(p.refresh.is_empty(), "frame {n}: neither due nor drifted");
         }
-        let p = a.plan(
-            10,
-            &[det(0.0, "car", 1)],
-            Some(Latest {
-                frame: 9,
-                objects: &ok,
-            }),
-            &r,
-        );
+        let p = a.plan(10, &[det(0.0, "car", 1)], at(9, &ok), &r);
         assert_eq!(p.refresh.len(), 1, "due after 10 frames");
         // the mask drifts away from the box: re-prompt at once, once the mask
         // computed after the last prompt shows it
         let off = [seen(1, Some(15.0), true)];
-        let p = a.plan(
-            11,
-            &[det(0.0, "car", 1)],
-            Some(Latest {
-                frame: 10,
-                objects: &off,
-            }),
-            &r,
-        );
+        let p = a.plan(11, &[det(0.0, "car", 1)], at(10, &off), &r);
         assert!(
             p.refresh.is_empty(),
             "the outcome of frame 10 predates the prompt's effect"
         );
-        let p = a.plan(
-            12,
-            &[det(0.0, "car", 1)],
-            Some(Latest {
-                frame: 11,
-                objects: &off,
-            }),
-            &r,
-        );
+        let p = a.plan(12, &[det(0.0, "car", 1)], at(11, &off), &r);
         assert_eq!(p.refresh.len(), 1, "drifted: IoU 0.14 < 0.5");
     }
 
@@ -559,77 +516,21 @@ mod tests {
         a.started(1, &det(0.0, "car", 1), 0);
         let gone = [seen(1, None, false)];
         // absent but matched: kept
-        let p = a.plan(
-            1,
-            &[det(0.0, "car", 1)],
-            Some(Latest {
-                frame: 0,
-                objects: &gone,
-            }),
-            &r,
-        );
+        let p = a.plan(1, &[det(0.0, "car", 1)], at(0, &gone), &r);
         assert!(p.remove.is_empty());
-        let p = a.plan(
-            2,
-            &[],
-            Some(Latest {
-                frame: 1,
-                objects: &gone,
-            }),
-            &r,
-        );
+        let p = a.plan(2, &[], at(1, &gone), &r);
         assert!(p.remove.is_empty(), "frame 1 had a match: not counted");
-        let p = a.plan(
-            3,
-            &[],
-            Some(Latest {
-                frame: 2,
-                objects: &gone,
-            }),
-            &r,
-        );
+        let p = a.plan(3, &[], at(2, &gone), &r);
         assert!(p.remove.is_empty());
         // the same outcome again (async, inference slower than frames): not counted
-        let p = a.plan(
-            4,
-            &[],
-            Some(Latest {
-                frame: 2,
-                objects: &gone,
-            }),
-            &r,
-        );
+        let p = a.plan(4, &[], at(2, &gone), &r);
         assert!(p.remove.is_empty());
-        let p = a.plan(
-            5,
-            &[],
-            Some(Latest {
-                frame: 4,
-                objects: &gone,
-            }),
-            &r,
-        );
+        let p = a.plan(5, &[], at(4, &gone), &r);
         assert!(p.remove.is_empty());
-        let p = a.plan(
-            6,
-            &[],
-            Some(Latest {
-                frame: 5,
-                objects: &gone,
-            }),
-            &r,
-        );
+        let p = a.plan(6, &[], at(5, &gone), &r);
         assert_eq!(p.remove, vec![1], "3 absent, unmatched outcomes");
         // a removing object takes no more detections: a new one starts
-        let p = a.plan(
-            7,
-            &[det(0.0, "car", 1)],
-            Some(Latest {
-                frame: 6,
-                objects: &gone,
-            }),
-            &r,
-        );
+        let p = a.plan(7, &[det(0.0, "car", 1)], at(6, &gone), &r);
         assert!(p.matched.is_empty() && p.start.len() == 1 && p.remove.is_empty());
     }
 
@@ -639,15 +540,7 @@ mod tests {
         let mut a = Associator::default();
         let here = [seen(4, Some(0.0), true)];
         for n in 0..20 {
-            let p = a.plan(
-                n + 1,
-                &[],
-                Some(Latest {
-                    frame: n,
-                    objects: &here,
-                }),
-                &r,
-            );
+            let p = a.plan(n + 1, &[], at(n, &here), &r);
             assert!(p.remove.is_empty() && p.start.is_empty());
         }
     }
@@ -659,30 +552,14 @@ mod tests {
         a.started(1, &det(0.0, "car", 1), 5);
         assert_eq!(a.live(), 1);
         // an outcome without it (async: computed before the prompt ran) keeps it
-        a.plan(
-            6,
-            &[],
-            Some(Latest {
-                frame: 4,
-                objects: &[],
-            }),
-            &r,
-        );
+        a.plan(6, &[], at(4, &[]), &r);
         assert!(a.origin(1).is_some());
         // the tracker released it (removed by the user, refused, reset)
         a.forget(&[1]);
         assert!(a.origin(1).is_none() && a.live() == 0);
         // an outcome computed before the release still shows it: not taken back
         let before = [seen(1, Some(0.0), true)];
-        let p = a.plan(
-            7,
-            &[det(0.0, "car", 1)],
-            Some(Latest {
-                frame: 6,
-                objects: &before,
-            }),
-            &r,
-        );
+        let p = a.plan(7, &[det(0.0, "car", 1)], at(6, &before), &r);
         assert!(p.matched.is_empty() && p.start.len() == 1);
         assert_eq!(a.live(), 0);
     }
