@@ -329,10 +329,7 @@ impl Totals {
     fn add(&mut self, total: Duration, stages: StageTimes) {
         self.frames += 1;
         self.total += total;
-        self.stages.image_encoder += stages.image_encoder;
-        self.stages.memory_attention += stages.memory_attention;
-        self.stages.mask_decoder += stages.mask_decoder;
-        self.stages.memory_encoder += stages.memory_encoder;
+        self.stages += stages;
     }
 
     fn per_frame(&self, d: Duration) -> f64 {

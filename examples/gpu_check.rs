@@ -265,11 +265,7 @@ fn bench(a: &Args, rt: &runtime::OrtRuntime) -> Result<(), Error> {
             std::hint::black_box(&result.objects);
             times.push(elapsed);
             if i >= a.warmup {
-                let t = result.times;
-                stages.image_encoder += t.image_encoder;
-                stages.memory_attention += t.memory_attention;
-                stages.mask_decoder += t.mask_decoder;
-                stages.memory_encoder += t.memory_encoder;
+                stages += result.times;
             }
             eprintln!(
                 "  {} {} objects={count} frame {i}: {:.1} ms",

@@ -439,6 +439,12 @@ def main(argv=None):
 
     family = G.config_family(args.config)
     micro = args.config in (G.MICRO_CONFIG, "micro-edgetam")
+    if args.random_weights:
+        weights = {"kind": "random", "seed": args.seed, "calibrated_for_golden": micro}
+    else:
+        weights = {"kind": "checkpoint", "file": os.path.basename(args.checkpoint), "sha256": sha256(args.checkpoint)}
+    if args.object_score_bias:
+        weights["object_score_bias"] = args.object_score_bias
     manifest = {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,
@@ -446,21 +452,7 @@ def main(argv=None):
             "config": args.config,
             "family": family,
             "sam2_1": family.endswith("sam2.1"),
-            "weights": (
-                {
-                    "kind": "random",
-                    "seed": args.seed,
-                    "calibrated_for_golden": micro,
-                    **({"object_score_bias": args.object_score_bias} if args.object_score_bias else {}),
-                }
-                if args.random_weights
-                else {
-                    "kind": "checkpoint",
-                    "file": os.path.basename(args.checkpoint),
-                    "sha256": sha256(args.checkpoint),
-                    **({"object_score_bias": args.object_score_bias} if args.object_score_bias else {}),
-                }
-            ),
+            "weights": weights,
             "parameters": nparams,
         },
         **facts,

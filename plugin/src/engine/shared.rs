@@ -166,14 +166,7 @@ impl SharedStages {
         // times of a run that failed half-way in another tracker are not ours
         s.take_times();
         let r = f(&mut s);
-        let t = s.take_times();
-        drop(s);
-        let m = &mut self.times;
-        m.image_encoder += t.image_encoder;
-        m.memory_attention += t.memory_attention;
-        m.mask_decoder += t.mask_decoder;
-        m.memory_encoder += t.memory_encoder;
-        m.runs += t.runs;
+        self.times += s.take_times();
         r
     }
 

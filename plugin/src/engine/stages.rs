@@ -169,6 +169,16 @@ pub struct StageTimes {
     pub runs: u32,
 }
 
+impl std::ops::AddAssign for StageTimes {
+    fn add_assign(&mut self, t: StageTimes) {
+        self.image_encoder += t.image_encoder;
+        self.memory_attention += t.memory_attention;
+        self.mask_decoder += t.mask_decoder;
+        self.memory_encoder += t.memory_encoder;
+        self.runs += t.runs;
+    }
+}
+
 impl StageTimes {
     /// Time in all four graphs.
     pub fn total(&self) -> std::time::Duration {

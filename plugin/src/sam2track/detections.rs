@@ -337,7 +337,7 @@ impl Associator {
                 }
             }
         }
-        if matches!(rules.mode, RoiPrompts::New | RoiPrompts::Refresh) {
+        if rules.reads_detections() {
             // unmatched detections start objects, but one object per place: a
             // detection overlapping one already starting (a detector's duplicate,
             // or two labels for one thing) is left out
