@@ -354,20 +354,8 @@ def calibrate_for_golden(model: torch.nn.Module, config: str = MICRO_CONFIG) -> 
     configs: sharper attention also amplifies float noise at full size."""
     k = GOLDEN_CALIBRATION[config]
     dec = model.sam_mask_decoder
-    # Zero-sum hypernetwork outputs: a mask is sum_c h_c * u_c over the upscaled
-    # channels u_c (post-GELU, all with a positive mean); random h would make most
-    # masks nearly full or nearly empty. With sum_c h_c = 0 the logits are centred and
-    # their sign pattern depends on the prompt/memory-dependent token.
-    for mlp in dec.output_hypernetworks_mlps:
-        last = mlp.layers[-1]
-        last.weight.sub_(last.weight.mean(dim=0, keepdim=True))
-        last.bias.sub_(last.bias.mean())
-    # Random conv_s0/conv_s1 turn the FPN's channel means into large constant offsets
-    # of the upscaled mask features, which then decide every pixel alike; scaled down,
-    # the masks follow the (prompt- and memory-conditioned) stride-16 embedding.
-    for conv in (dec.conv_s0, dec.conv_s1):
-        conv.weight.mul_(k["high_res_gain"])
-        conv.bias.mul_(k["high_res_gain"])
+    centre_hypernetworks(model)
+    scale_high_res_features(model, k["high_res_gain"])
     # Memory must be able to carry an object's identity: with plain random scales the
     # cross-attention output is small next to the image features and all objects
     # converge to one mask within a few frames.
@@ -381,6 +369,27 @@ def calibrate_for_golden(model: torch.nn.Module, config: str = MICRO_CONFIG) -> 
     last = head.layers[-1] if hasattr(head, "layers") else head
     last.weight.mul_(k["object_score_gain"])
     last.bias.fill_(k["object_score_bias"])
+
+
+def centre_hypernetworks(model: torch.nn.Module) -> None:
+    """Zero-sum hypernetwork outputs: a mask is sum_c h_c * u_c over the upscaled channels
+    u_c (post-GELU, all with a positive mean); random h would make most masks nearly full
+    or nearly empty. With sum_c h_c = 0 the logits are centred and their sign pattern
+    depends on the prompt/memory-dependent token."""
+    for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+        last = mlp.layers[-1]
+        last.weight.sub_(last.weight.mean(dim=0, keepdim=True))
+        last.bias.sub_(last.bias.mean())
+
+
+def scale_high_res_features(model: torch.nn.Module, gain: float) -> None:
+    """Random conv_s0/conv_s1 turn the FPN's channel means into large constant offsets of
+    the upscaled mask features, which then decide every pixel alike; scaled down, the masks
+    follow the (prompt- and memory-conditioned) stride-16 embedding."""
+    dec = model.sam_mask_decoder
+    for conv in (dec.conv_s0, dec.conv_s1):
+        conv.weight.mul_(gain)
+        conv.bias.mul_(gain)
 
 
 # Calibration of the micro model's random weights (see calibrate_for_golden). The

@@ -5,19 +5,32 @@
 No SAM 2 checkpoint can be downloaded here, and a model with seeded random weights gives
 masks that cover ~90% of every frame from the first frame on: the speed modes' IoU against
 exact mode then says little. This tool starts from the same seeded random model as
-`export.py --random-weights` and trains, for a few minutes on the CPU, everything after the
-image encoder (prompt encoder, mask decoder, memory attention, memory encoder, object
-pointer projections) on synthetic clips: shapes of random colour, size and motion over
-frames of real videos, a click or a box on the first frame, the shape's visible mask on
-every frame as the target, through the official model's own tracking step (memory bank
-and object pointers included, gradients through the memories). The image encoder stays
-frozen (random features still tell colours and edges apart), so the trained model segments
-a region around the prompt and follows it: masks of varied size, objects that differ,
-memories that matter. The result is an official checkpoint file (`{"model": state_dict}`)
-for `export.py --checkpoint` and `bench_official.py --checkpoint`; it is a benchmark
-fixture, not a segmentation model.
+`export.py --random-weights` and trains it for a few minutes on the CPU on synthetic
+scenes: 1-4 striped shapes of random colour, size and motion over frames of real videos,
+a click or a box on each shape, the shape's visible mask as the target.
 
-    python models/train_synthetic.py --backgrounds DIR --out trained.pt [--steps 400]
+1. Prompts (--prompt-steps, single frames): the FPN neck, the decoder's high-resolution
+   projections, the prompt encoder and the mask decoder learn to segment the prompted
+   shape among the others, all shapes of a frame in one batch (so that a mask must follow
+   its own prompt: one model trained on one shape per clip learned a prompt-independent
+   "salient region" instead). The Hiera trunk stays frozen: its random features still
+   tell colours and edges apart, and the trainable neck learns to read them. The start
+   is calibrated as the micro golden model's (centred hypernetworks, high-resolution
+   projections scaled down).
+2. Tracking (--steps, CLIP_FRAMES-frame clips): with the image encoder, prompt encoder
+   and mask decoder now frozen, the memory attention, memory encoder and object-pointer
+   projections learn to follow every shape of a clip from its first-frame prompt, through
+   the official model's own tracking step (memory bank and object pointers included,
+   gradients through the memories), all shapes of a clip in one batch. (A decoder trained
+   on in this part unlearned the prompts.) What this does not reach in its few minutes:
+   objects that stay apart on the tracked frames -- their masks converge to one region.
+
+The object-score head keeps its random weights (the benchmark raises its bias). The
+result is an official checkpoint file (`{"model": state_dict}`) for `export.py
+--checkpoint` and `bench_official.py --checkpoint`; it is a benchmark fixture, not a
+segmentation model.
+
+    python models/train_synthetic.py --backgrounds DIR --out trained.pt
 
 Deterministic for a given seed, thread count and torch build.
 """
@@ -39,29 +52,41 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prepared  # noqa: E402
 import sam2_graphs as G  # noqa: E402
 
-MAX_OBJECTS = 3
+MAX_OBJECTS = 4
 # The shapes' size range (radius as a share of the frame side).
 RADIUS_RANGE = (0.06, 0.3)
 
 
-# Training clips: TRAIN_SIZE input (the weights do not depend on the input size; the
-# benchmark exports the trained weights at 1024), CLIP_FRAMES frames of slow shapes.
+# Training input: TRAIN_SIZE (the weights do not depend on the input size; the benchmark
+# exports the trained weights at 1024); tracking clips of CLIP_FRAMES frames of slow shapes.
 TRAIN_SIZE = 512
 CLIP_FRAMES = 4
 MAX_SPEED = 0.05
 # Object-score bias while training: objects present (the object-score head stays frozen,
 # as the benchmark raises its bias anyway; see bench.sh BENCH_OBJECT_SCORE_BIAS).
 TRAIN_OBJECT_SCORE_BIAS = 10.0
+# The starting point's high-resolution projections, scaled as the micro golden model's
+# (sam2_graphs.GOLDEN_CALIBRATION): at their random scale they decide every pixel alike.
+HIGH_RES_GAIN = 0.1
+# A shape is prompted and scored only with at least this many visible pixels on frame 0.
+MIN_PIXELS = 16
 
 
-def frozen(name: str) -> bool:
-    """Parameters kept at their seeded random values: the image encoder and what
-    forward_image applies (conv_s0/conv_s1), and the object-score head."""
+def frozen_for_prompts(name: str) -> bool:
+    """Parameters kept at their random values while learning prompts: the Hiera trunk and
+    the object-score head."""
+    return name.startswith("image_encoder.trunk.") or name.startswith("sam_mask_decoder.pred_obj_score_head")
+
+
+def frozen_for_tracking(name: str) -> bool:
+    """... and while learning to track: the whole image encoder (each clip encoded once),
+    the prompt encoder and the mask decoder (trained on with the clips, the decoder
+    unlearned the prompts: every object of a frame got the same mask)."""
     return (
-        name.startswith("image_encoder.")
-        or name.startswith("sam_mask_decoder.conv_s0")
-        or name.startswith("sam_mask_decoder.conv_s1")
-        or name.startswith("sam_mask_decoder.pred_obj_score_head")
+        frozen_for_prompts(name)
+        or name.startswith("image_encoder.")
+        or name.startswith("sam_mask_decoder.")
+        or name.startswith("sam_prompt_encoder.")
     )
 
 
@@ -125,15 +150,46 @@ def make_clip(rng: np.random.Generator, bgs: list[Image.Image], size: int, frame
     return np.stack(out), masks
 
 
-def prompt_for(rng: np.random.Generator, mask: np.ndarray):
-    """A click inside the first frame's visible mask (2/3) or its box (1/3): coords [1, n, 2]
-    in input pixels, labels [1, n] (official convention: 1 positive, 2/3 box corners)."""
-    ys, xs = np.nonzero(mask)
-    if rng.random() < 2 / 3:
-        i = rng.integers(len(xs))
-        return np.array([[[xs[i] + 0.5, ys[i] + 0.5]]], np.float32), np.array([[1]], np.int32)
-    box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-    return np.array([[[box[0], box[1]], [box[2], box[3]]]], np.float32), np.array([[2, 3]], np.int32)
+def normalise(frames: np.ndarray) -> torch.Tensor:
+    """[T, S, S, 3] uint8 -> the model's input [T, 3, S, S]."""
+    x = torch.from_numpy(frames / 255.0).float().permute(0, 3, 1, 2)
+    return (x - torch.tensor(prepared.MEAN)[:, None, None]) / torch.tensor(prepared.STD)[:, None, None]
+
+
+def features_from_trunk(model, trunk: list[torch.Tensor]):
+    """The rest of forward_image after the Hiera trunk (neck, conv_s0/conv_s1), with
+    gradients, then the official flattening: (feats, pos, sizes)."""
+    enc, dec = model.image_encoder, model.sam_mask_decoder
+    feats, pos = enc.neck(trunk)
+    if enc.scalp > 0:
+        feats, pos = feats[: -enc.scalp], pos[: -enc.scalp]
+    feats = list(feats)
+    feats[0], feats[1] = dec.conv_s0(feats[0]), dec.conv_s1(feats[1])
+    _, feats, pos, sizes = model._prepare_backbone_features(
+        {"vision_features": feats[-1], "vision_pos_enc": pos, "backbone_fpn": feats}
+    )
+    return feats, pos, sizes
+
+
+def prompts_for(rng: np.random.Generator, masks: list[np.ndarray]) -> dict:
+    """One prompt per mask, all clicks (2/3) or all boxes (1/3): a click inside the visible
+    mask, or its box. The official point_inputs: coords [B, n, 2] in input pixels, labels
+    [B, n] (1 positive, 2/3 box corners)."""
+    box = rng.random() < 1 / 3
+    coords, labels = [], []
+    for mask in masks:
+        ys, xs = np.nonzero(mask)
+        if box:
+            coords.append([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]])
+            labels.append([2, 3])
+        else:
+            i = rng.integers(len(xs))
+            coords.append([[xs[i] + 0.5, ys[i] + 0.5]])
+            labels.append([1])
+    return {
+        "point_coords": torch.from_numpy(np.array(coords, np.float32)),
+        "point_labels": torch.from_numpy(np.array(labels, np.int32)),
+    }
 
 
 def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -146,42 +202,81 @@ def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + dice
 
 
-def clip_loss(model, feats, pos, sizes, masks, rng, size):
-    """Tracks every shape of one clip from a first-frame prompt; the summed loss and the
-    mean IoU of the chosen low-res masks."""
-    n_obj, T = masks.shape[:2]
+def binary_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU over the last two dimensions of two boolean tensors."""
+    return (a & b).sum(dim=(-1, -2)).float() / (a | b).sum(dim=(-1, -2)).clamp_min(1).float()
+
+
+def track_loss(model, feats, pos, sizes, masks: np.ndarray, rng: np.random.Generator, size: int):
+    """Tracks every shape of a scene (masks [O, T, S, S]: T frames, 1 for a still frame)
+    from a first-frame prompt, all shapes in one batch. The summed loss over frames, and the
+    IoU of each shape's chosen low-res mask on the last frame; None for a scene without a
+    visible shape."""
+    keep = [k for k in range(len(masks)) if masks[k, 0].sum() >= MIN_PIXELS]
+    if not keep:
+        return None, []
+    n, T = len(keep), masks.shape[1]
     low = size // 4
-    tgt = F.interpolate(torch.from_numpy(masks).float().reshape(n_obj * T, 1, size, size), size=(low, low), mode="area")
-    tgt = (tgt > 0.5).float().reshape(n_obj, T, 1, low, low)
+    tgt = F.interpolate(torch.from_numpy(masks[keep]).float().reshape(n * T, 1, size, size), size=(low, low), mode="area")
+    tgt = (tgt > 0.5).float().reshape(n, T, 1, low, low)
+    prompts = prompts_for(rng, [masks[k, 0] for k in keep])
+    out = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     total, ious = 0.0, []
-    for k in range(n_obj):
-        if masks[k, 0].sum() < 16:
-            continue
-        coords, labels = prompt_for(rng, masks[k, 0])
-        point_inputs = {"point_coords": torch.from_numpy(coords), "point_labels": torch.from_numpy(labels)}
-        out = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-        for t in range(T):
-            cur_feats = [x[:, t : t + 1] for x in feats]
-            cur_pos = [x[:, t : t + 1] for x in pos]
-            current, sam, _, _ = model._track_step(
-                t, t == 0, cur_feats, cur_pos, sizes, point_inputs if t == 0 else None, None, out, T, False, None
-            )
-            multi, _, iou_pred, low_res, high_res, obj_ptr, score = sam
-            per_mask = mask_loss(multi, tgt[k, t : t + 1])
-            with torch.no_grad():
-                pb = multi > 0
-                tb = tgt[k, t : t + 1].bool().expand_as(pb)
-                true_iou = (pb & tb).sum(dim=(-1, -2)).float() / (pb | tb).sum(dim=(-1, -2)).clamp_min(1).float()
-                chosen = low_res > 0
-                ious.append(
-                    float((chosen & tgt[k, t : t + 1].bool()).sum() / (chosen | tgt[k, t : t + 1].bool()).sum().clamp_min(1))
-                )
-            total = total + per_mask.mean() + mask_loss(low_res, tgt[k, t : t + 1]).mean()
-            total = total + F.mse_loss(iou_pred, true_iou)
+    for t in range(T):
+        cur_feats = [x[:, t : t + 1].expand(-1, n, -1) for x in feats]
+        cur_pos = [x[:, t : t + 1].expand(-1, n, -1) for x in pos]
+        current, sam, _, _ = model._track_step(
+            t, t == 0, cur_feats, cur_pos, sizes, prompts if t == 0 else None, None, out, T, False, None
+        )
+        multi, _, iou_pred, low_res, high_res, obj_ptr, score = sam
+        target = tgt[:, t]
+        with torch.no_grad():
+            true_iou = binary_iou(multi > 0, target.bool().expand_as(multi))
+            if t == T - 1:
+                ious = binary_iou(low_res > 0, target.bool())[:, 0].tolist()
+        total = total + mask_loss(multi, target).mean() + mask_loss(low_res, target).mean()
+        total = total + F.mse_loss(iou_pred, true_iou)
+        if t < T - 1:  # the last frame's memory is never read
             current.update(pred_masks=low_res, pred_masks_high_res=high_res, obj_ptr=obj_ptr, object_score_logits=score)
-            model._encode_memory_in_output(cur_feats, sizes, point_inputs if t == 0 else None, True, high_res, score, current)
+            model._encode_memory_in_output(cur_feats, sizes, prompts if t == 0 else None, True, high_res, score, current)
             out["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = current
     return total, ious
+
+
+def train(model, name: str, steps: int, lr: float, frozen, scene) -> None:
+    """AdamW with warm-up and cosine decay; scene(step) -> (feats, pos, sizes, masks)."""
+    params = []
+    for pname, p in model.named_parameters():
+        p.requires_grad_(not frozen(pname))
+        if p.requires_grad:
+            params.append(p)
+    print(f"{name}: training {sum(p.numel() for p in params) / 1e6:.2f} M of "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {steps} steps", flush=True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    )
+    rng = np.random.default_rng(steps)
+    t0, window, every = time.time(), [], max(1, steps // 15)
+    for step in range(steps):
+        with torch.enable_grad():
+            feats, pos, sizes, masks = scene(step)
+            loss, ious = track_loss(model, feats, pos, sizes, masks, rng, TRAIN_SIZE)
+            if loss is None:
+                continue
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+        window += ious
+        if (step + 1) % every == 0 or step + 1 == steps:
+            print(f"{name} step {step + 1}/{steps}  loss {loss.item():.3f}  mean last-frame IoU "
+                  f"{np.mean(window):.3f}  {time.time() - t0:.0f} s", flush=True)
+            window = []
+    for p in model.parameters():
+        p.requires_grad_(False)
 
 
 def main(argv=None) -> int:
@@ -190,8 +285,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the random model's seed (as export.py --seed)")
     ap.add_argument("--backgrounds", required=True, help="folder of video frames (PNG/JPEG) behind the shapes")
     ap.add_argument("--out", required=True, help="checkpoint to write ({'model': state_dict})")
-    ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--clips", type=int, default=48, help="distinct clips (encoded once, prompts drawn anew)")
+    ap.add_argument("--prompt-steps", type=int, default=1500, help="steps of part 1 (prompts, single frames)")
+    ap.add_argument("--prompt-frames", type=int, default=256, help="distinct frames of part 1")
+    ap.add_argument("--prompt-lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=100, help="steps of part 2 (tracking clips)")
+    ap.add_argument("--clips", type=int, default=48, help="distinct clips of part 2")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
@@ -201,55 +299,53 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
 
     model, _ = G.build_model(args.config, image_size=TRAIN_SIZE, seed=args.seed)
-    G.bias_object_scores(model, TRAIN_OBJECT_SCORE_BIAS)
     model.eval()  # inference semantics (no dropout, the predictor's mask binarisation)
-    params = []
-    for name, p in model.named_parameters():
-        p.requires_grad_(not frozen(name))
-        if p.requires_grad:
-            params.append(p)
-    print(f"training {sum(p.numel() for p in params) / 1e6:.2f} M of "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
-
+    with torch.no_grad():
+        G.bias_object_scores(model, TRAIN_OBJECT_SCORE_BIAS)
+        G.centre_hypernetworks(model)
+        G.scale_high_res_features(model, HIGH_RES_GAIN)
     bgs = load_backgrounds(args.backgrounds)
+
+    # Part 1: the trunk is frozen, each frame's trunk outputs are kept; the rest learns.
     t0 = time.time()
-    pool = []
-    # the encoder is frozen: each clip encoded once, its prompts drawn anew each visit
+    frames = []
+    with torch.no_grad():
+        for _ in range(args.prompt_frames):
+            pixels, masks = make_clip(rng, bgs, TRAIN_SIZE, frames=1)
+            frames.append(([x.clone() for x in model.image_encoder.trunk(normalise(pixels))], masks))
+    print(f"prompts: {args.prompt_frames} frames through the trunk in {time.time() - t0:.0f} s", flush=True)
+
+    def still(step):
+        trunk, masks = frames[step % len(frames)]
+        return (*features_from_trunk(model, trunk), masks)
+
+    train(model, "prompts", args.prompt_steps, args.prompt_lr, frozen_for_prompts, still)
+    del frames
+
+    # Part 2: the image encoder is frozen now, each clip encoded once.
+    t0 = time.time()
+    clips = []
     with torch.no_grad():
         for _ in range(args.clips):
-            frames, masks = make_clip(rng, bgs, TRAIN_SIZE)
-            x = torch.from_numpy(frames / 255.0).float().permute(0, 3, 1, 2)
-            x = (x - torch.tensor(prepared.MEAN)[:, None, None]) / torch.tensor(prepared.STD)[:, None, None]
-            _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(x))
-            pool.append(([f.clone() for f in feats], [p.clone() for p in pos], sizes, masks))
-    print(f"encoded {args.clips} clips in {time.time() - t0:.0f} s", flush=True)
+            pixels, masks = make_clip(rng, bgs, TRAIN_SIZE)
+            _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(normalise(pixels)))
+            clips.append(([f.clone() for f in feats], [p.clone() for p in pos], sizes, masks))
+    print(f"tracking: {args.clips} clips encoded in {time.time() - t0:.0f} s", flush=True)
+    train(model, "tracking", args.steps, args.lr, frozen_for_tracking, lambda step: clips[step % len(clips)])
 
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    warm = max(1, args.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
-    )
-    window = []
-    for step in range(args.steps):
-        feats, pos, sizes, masks = pool[step % len(pool)]
-        with torch.enable_grad():
-            loss, ious = clip_loss(model, feats, pos, sizes, masks, rng, TRAIN_SIZE)
-            if isinstance(loss, float):
-                continue
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-        window += ious
-        if (step + 1) % 20 == 0:
-            print(f"step {step + 1}/{args.steps}  loss {loss.item():.3f}  mean IoU (last 20 clips) "
-                  f"{np.mean(window):.3f}  {time.time() - t0:.0f} s", flush=True)
-            window = []
-
-    G.bias_object_scores(model, -TRAIN_OBJECT_SCORE_BIAS)
+    with torch.no_grad():
+        G.bias_object_scores(model, -TRAIN_OBJECT_SCORE_BIAS)
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    torch.save({"model": sd, "trained_by": "models/train_synthetic.py", "steps": args.steps, "seed": args.seed}, args.out)
+    torch.save(
+        {
+            "model": sd,
+            "trained_by": "models/train_synthetic.py",
+            "prompt_steps": args.prompt_steps,
+            "steps": args.steps,
+            "seed": args.seed,
+        },
+        args.out,
+    )
     print(f"wrote {args.out}")
     return 0
 

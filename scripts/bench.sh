@@ -15,6 +15,10 @@
 #   BENCH_PAIRED_OBJECTS=1,4 ...           # object counts of the paired pass: the heavy stages
 #                                          # against the matmul timed between frames ("": none)
 #   BENCH_OFFICIAL=0 ...                   # skip the official predictor
+#   BENCH_ROUNDS=2 ...                     # + interleaved speed rounds (official, exact, the
+#                                          #   modes of BENCH_ROUND_MODES with BENCH_MODES=1,
+#                                          #   default "i8s int8-i8s-mem2"), ratios per round
+#   BENCH_ROUND_OBJECTS=1,4 ...            # their object counts (default: BENCH_OBJECTS)
 #   BENCH_EDGETAM=1 scripts/bench.sh       # EdgeTAM mode (issue 15) instead: EdgeTAM at 1024 in
 #                                          #   the official EdgeTAM predictor and in our engine,
 #                                          #   and our SAM 2.1-tiny exact mode, in interleaved
@@ -25,9 +29,9 @@
 #   BENCH_EDGETAM_OBJECTS=1,4 BENCH_ROUNDS=2  # its object counts and rounds (defaults)
 #   BENCH_WEIGHTS=random ...               # the seeded random weights instead of the default
 #                                          #   "trained" (models/train_synthetic.py, trained once
-#                                          #   into target/bench, ~20 min; BENCH_TRAIN_STEPS=300):
-#                                          #   masks that follow the prompted region, so that
-#                                          #   the speed modes' fidelity means something
+#                                          #   into target/bench, ~20 min on 2 cores): masks
+#                                          #   that follow each prompt, so that the speed
+#                                          #   modes' fidelity means something
 #   BENCH_OBJECT_SCORE_BIAS=0 ...          # plain random weights (default 10: the object-score
 #                                          #   head's bias is raised on both sides so objects
 #                                          #   stay present; plain random weights judge every
@@ -78,14 +82,13 @@ if [ "$BIAS" != 0 ]; then SUFFIX="-bias$BIAS"; fi
 DEFAULT_WEIGHTS=trained
 if [ "${BENCH_EDGETAM:-0}" = 1 ]; then DEFAULT_WEIGHTS=random; fi
 WEIGHTS="${BENCH_WEIGHTS:-$DEFAULT_WEIGHTS}"
-TRAIN_STEPS="${BENCH_TRAIN_STEPS:-300}"
 WEIGHT_ARGS=(--random-weights --seed 0)
 OFFICIAL_WEIGHT_ARGS=(--seed 0)
 case "$WEIGHTS" in
     random) ;;
     trained)
         SUFFIX="-trained$SUFFIX"
-        CKPT="$OUT/trained-$CONFIG-s0-$TRAIN_STEPS.pt"
+        CKPT="$OUT/trained-$CONFIG-s0.pt"
         TRAIN_STAMP="$(cat models/train_synthetic.py models/sam2_graphs.py | sha256sum | cut -c1-16)"
         if [ ! -f "$CKPT" ] || [ "$(cat "$CKPT.stamp" 2>/dev/null)" != "$TRAIN_STAMP" ]; then
             BG="$OUT/train-backgrounds"
@@ -96,9 +99,9 @@ case "$WEIGHTS" in
                     ! videoconvert ! video/x-raw,format=RGB ! pngenc compression-level=1 \
                     ! multifilesink location="$BG/$v-%03d.png"
             done
-            log "training the benchmark model ($CONFIG, seed 0, $TRAIN_STEPS steps: ~20 min on 2 cores)"
+            log "training the benchmark model ($CONFIG, seed 0: ~20 min on 2 cores)"
             "$PY" models/train_synthetic.py --config "$CONFIG" --seed 0 --backgrounds "$BG" \
-                --steps "$TRAIN_STEPS" --threads 2 --out "$CKPT" >"$OUT/train-$CONFIG.log" 2>&1 \
+                --threads 2 --out "$CKPT" >"$OUT/train-$CONFIG.log" 2>&1 \
                 || { tail -n 20 "$OUT/train-$CONFIG.log" >&2; die "training failed"; }
             echo "$TRAIN_STAMP" >"$CKPT.stamp"
         fi
@@ -266,26 +269,72 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
     export_model 1024 "$MODEL_I8S" "$CONFIG" --int8-attention-scores
     quantize_model "$MODEL_I8S" "$MODEL_INT8_I8S"
-    mode() { # name model extra-args...
-        local name="$1" model="$2"
-        shift 2
+    mode_spec() { # name -> the model and the bench options of that speed mode
+        case "$1" in
+            mem3) echo "$MODEL_1024 --memory-frames 3" ;;
+            int8) echo "$MODEL_INT8" ;;
+            int8-mem3) echo "$MODEL_INT8 --memory-frames 3" ;;
+            int8-mem2) echo "$MODEL_INT8 --memory-frames 2" ;;
+            512) echo "$MODEL_512" ;;
+            512-mem3) echo "$MODEL_512 --memory-frames 3" ;;
+            i8s) echo "$MODEL_I8S" ;;
+            i8s-mem3) echo "$MODEL_I8S --memory-frames 3" ;;
+            int8-i8s-mem3) echo "$MODEL_INT8_I8S --memory-frames 3" ;;
+            int8-i8s-mem2) echo "$MODEL_INT8_I8S --memory-frames 2" ;;
+            *) die "unknown speed mode $1" ;;
+        esac
+    }
+    for name in mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3 int8-i8s-mem2; do
         log "speed mode: $name"
-        "$BENCH" --model "$model" --frames "$INPUT_DIR" --objects "$MODE_OBJECTS" --num-frames "$FRAMES" \
-            --warmup "$WARMUP" --reference "$OUT/masks-exact$SUFFIX" "$@" \
+        read -r -a spec <<<"$(mode_spec "$name")"
+        "$BENCH" --model "${spec[0]}" --frames "$INPUT_DIR" --objects "$MODE_OBJECTS" --num-frames "$FRAMES" \
+            --warmup "$WARMUP" --reference "$OUT/masks-exact$SUFFIX" "${spec[@]:1}" \
             | sed "s/\"impl\":\"sam2track\"/\"impl\":\"sam2track-$name\"/" | tee "$OUT/mode-$name$SUFFIX.txt"
         REPORTS+=("$OUT/mode-$name$SUFFIX.txt")
+    done
+fi
+
+# Interleaved rounds (BENCH_ROUNDS > 1): the pass above gives the fidelity (deterministic)
+# and the FLOP counts; its speed figures come from one pass, official first, and this VM
+# drifts by 10-40% within minutes. Each round runs the official predictor, exact mode and
+# the speed modes of BENCH_ROUND_MODES (with BENCH_MODES=1; default: int8 scores, and the
+# fast mode int8 + int8 scores + 2 memory frames) one after the other; the ratios are taken
+# within each round.
+ROUNDS="${BENCH_ROUNDS:-1}"
+if [ "$ROUNDS" -gt 1 ]; then
+    ROUND_MODES=""
+    if [ "${BENCH_MODES:-0}" = 1 ]; then ROUND_MODES="${BENCH_ROUND_MODES-i8s int8-i8s-mem2}"; fi
+    ROUND_OBJECTS="${BENCH_ROUND_OBJECTS:-$OBJECTS}"
+    ROUND_REPORTS=()
+    tag() { # impl round: names the RESULT lines of one part
+        sed -E "s/^RESULT \{/RESULT {\"round\": $2, /; s/\"impl\": ?\"(official|sam2track)\"/\"impl\": \"$1\"/"
     }
-    mode mem3 "$MODEL_1024" --memory-frames 3
-    mode int8 "$MODEL_INT8"
-    mode int8-mem3 "$MODEL_INT8" --memory-frames 3
-    mode int8-mem2 "$MODEL_INT8" --memory-frames 2
-    mode 512 "$MODEL_512"
-    mode 512-mem3 "$MODEL_512" --memory-frames 3
-    mode i8s "$MODEL_I8S"
-    mode i8s-mem3 "$MODEL_I8S" --memory-frames 3
-    mode int8-i8s-mem3 "$MODEL_INT8_I8S" --memory-frames 3
-    mode int8-i8s-mem2 "$MODEL_INT8_I8S" --memory-frames 2
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ "${BENCH_OFFICIAL:-1}" = 1 ]; then
+            log "round $round/$ROUNDS: official SAM2VideoPredictor, objects $ROUND_OBJECTS"
+            "$PY" models/bench_official.py --frames "$INPUT_DIR" --prepared --objects "$ROUND_OBJECTS" --config "$CONFIG" \
+                --num-frames "$FRAMES" --warmup "$WARMUP" --object-score-bias "$BIAS" "${OFFICIAL_WEIGHT_ARGS[@]}" \
+                | tag official "$round" | tee "$OUT/round-$round-official$SUFFIX.txt"
+            ROUND_REPORTS+=("$OUT/round-$round-official$SUFFIX.txt")
+        fi
+        log "round $round/$ROUNDS: sam2track exact, objects $ROUND_OBJECTS"
+        "$BENCH" --model "$MODEL_1024" --frames "$INPUT_DIR" --objects "$ROUND_OBJECTS" --num-frames "$FRAMES" \
+            --warmup "$WARMUP" --matmul "$MATMUL" | tag sam2track "$round" | tee "$OUT/round-$round-exact$SUFFIX.txt"
+        ROUND_REPORTS+=("$OUT/round-$round-exact$SUFFIX.txt")
+        for name in $ROUND_MODES; do
+            log "round $round/$ROUNDS: sam2track $name, objects $ROUND_OBJECTS"
+            read -r -a spec <<<"$(mode_spec "$name")"
+            "$BENCH" --model "${spec[0]}" --frames "$INPUT_DIR" --objects "$ROUND_OBJECTS" --num-frames "$FRAMES" \
+                --warmup "$WARMUP" "${spec[@]:1}" | tag "sam2track-$name" "$round" \
+                | tee "$OUT/round-$round-$name$SUFFIX.txt"
+            ROUND_REPORTS+=("$OUT/round-$round-$name$SUFFIX.txt")
+        done
+    done
 fi
 
 log "report"
 python3 scripts/bench_report.py "${REPORTS[@]}" | tee "$OUT/report$SUFFIX.txt"
+if [ "$ROUNDS" -gt 1 ]; then
+    echo
+    python3 scripts/bench_report.py --rounds "${ROUND_REPORTS[@]}" | tee "$OUT/report-rounds$SUFFIX.txt"
+fi

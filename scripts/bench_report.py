@@ -4,12 +4,13 @@
 
   python3 scripts/bench_report.py target/bench/official.txt target/bench/ours.txt [modes...]
   python3 scripts/bench_report.py --rounds target/bench/edgetam-*.txt    (BENCH_EDGETAM=1)
+  python3 scripts/bench_report.py --rounds target/bench/round-*.txt      (BENCH_ROUNDS=2)
 
 Prints, per object count: ms/frame of the official predictor and of each sam2track run,
 their ratio official/ours, ms per stage, achieved GFLOP/s of the heavy stages against the
 fp32 matmul throughput measured in the same run, peak RSS, and for the speed modes their
-mask IoU against exact mode. --rounds: the EdgeTAM mode's interleaved rounds (every
-figure per round and the ratios within each round, where the VM's drift cancels).
+mask IoU against exact mode. --rounds: interleaved rounds (BENCH_ROUNDS, BENCH_EDGETAM=1:
+every figure per round and the ratios within each round, where the VM's drift cancels).
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ def cpu_line(rows) -> str:
 
 
 def rounds_report(rows) -> int:
-    """BENCH_EDGETAM=1: official EdgeTAM, our EdgeTAM and our SAM 2.1-tiny exact mode,
-    run in interleaved rounds; ratios are taken within a round."""
+    """Interleaved rounds (BENCH_ROUNDS; BENCH_EDGETAM=1): each implementation once per
+    round, one after the other; every figure per round and the ratios taken within each
+    round, against the first implementation of the files (the official predictor)."""
     runs = [r for r in rows if "ms_per_frame" in r and "round" in r]
     if not runs:
         print("no RESULT lines with rounds")
         return 1
     print(cpu_line(rows))
-    impls = ("official-edgetam", "sam2track-edgetam", "sam2track-tiny")
+    impls = list(dict.fromkeys(r["impl"] for r in runs))
     rounds = sorted({r["round"] for r in runs})
     by = {(r["impl"], r["objects"], r["round"]): r for r in runs}
     peaks = {}
@@ -64,9 +66,10 @@ def rounds_report(rows) -> int:
             peaks.setdefault("PyTorch" if r["impl"].startswith("official") else "ONNX Runtime", []).extend(p for p in r["matmul_gflops"] if p)
     if peaks:
         print("fp32 matmul 4096^3 in this run (GFLOP/s, min-max): " + ", ".join(f"{k} {min(v):.0f}-{max(v):.0f}" for k, v in peaks.items()))
-    print(f"{len(rounds)} interleaved rounds (official EdgeTAM, ours EdgeTAM, ours SAM 2.1-tiny); ms/frame at the steady state")
+    print(f"{len(rounds)} interleaved rounds ({', '.join(impls)}); ms/frame at the steady state")
     print()
-    header = f"{'impl':<20}{'obj':>4}  {'ms/frame per round':<22}" + " ".join(f"{SHORT[s]:>7}" for s in STAGES) + f"{'peak RSS MiB':>14}"
+    width = max(22, max(len(i) for i in impls) + 2)
+    header = f"{'impl':<{width}}{'obj':>4}  {'ms/frame per round':<22}" + " ".join(f"{SHORT[s]:>7}" for s in STAGES) + f"{'peak RSS MiB':>14}"
     print(header)
     print("-" * len(header))
     counts = sorted({r["objects"] for r in runs})
@@ -78,20 +81,27 @@ def rounds_report(rows) -> int:
             per = "/".join(f"{r['ms_per_frame']:.0f}" for r in rs)
             stages = " ".join(f"{_med([r['stages_ms'][s] for r in rs]):7.0f}" for s in STAGES)
             rss = max(r["peak_rss_mib"] for r in rs)
-            print(f"{impl:<20}{n:>4}  {per:<22}{stages}{rss:>14.0f}")
+            print(f"{impl:<{width}}{n:>4}  {per:<22}{stages}{rss:>14.0f}")
     print("(stages: median over the rounds; peak RSS: the largest)")
     print()
+
+    def ratios(num, den, n):
+        v = [by[(num, n, k)]["ms_per_frame"] / by[(den, n, k)]["ms_per_frame"] for k in rounds if (num, n, k) in by and (den, n, k) in by]
+        return "/".join(f"{x:.2f}" for x in v) + (f" (median {_med(v):.2f}x)" if v else "-")
+
+    base = impls[0]
     for n in counts:
-        def ratios(num, den):
-            v = [by[(num, n, k)]["ms_per_frame"] / by[(den, n, k)]["ms_per_frame"] for k in rounds if (num, n, k) in by and (den, n, k) in by]
-            return "/".join(f"{x:.2f}" for x in v) + (f" (median {_med(v):.2f}x)" if v else "-")
-        print(f"{n} object(s): official EdgeTAM / ours EdgeTAM per round {ratios('official-edgetam', 'sam2track-edgetam')}; "
-              f"ours SAM 2.1-tiny exact / ours EdgeTAM {ratios('sam2track-tiny', 'sam2track-edgetam')}")
-        ious = [by[("sam2track-edgetam", n, k)].get("iou_vs_reference") for k in rounds if ("sam2track-edgetam", n, k) in by]
-        iou = next((i for i in ious if i), None)
-        if iou:
-            print(f"  our EdgeTAM masks vs the official's ({iou['masks']} masks, every frame): IoU mean {iou['mean']:.3f} min {iou['min']:.3f}; "
-                  f"background IoU mean {iou.get('background_mean', float('nan')):.3f} min {iou.get('background_min', float('nan')):.3f}")
+        print(f"{n} object(s), {base} / each, per round:")
+        for impl in impls[1:]:
+            print(f"  {impl:<{width}}{ratios(base, impl, n)}")
+        if "sam2track-tiny" in impls and "sam2track-edgetam" in impls:
+            print(f"  ours SAM 2.1-tiny exact / ours EdgeTAM: {ratios('sam2track-tiny', 'sam2track-edgetam', n)}")
+        for impl in impls[1:]:
+            ious = [by[(impl, n, k)].get("iou_vs_reference") for k in rounds if (impl, n, k) in by]
+            iou = next((i for i in ious if i), None)
+            if iou:
+                print(f"  {impl} masks vs the reference ({iou['masks']} masks, every frame): IoU mean {iou['mean']:.3f} min {iou['min']:.3f}; "
+                      f"background IoU mean {iou.get('background_mean', float('nan')):.3f} min {iou.get('background_min', float('nan')):.3f}")
     return 0
 
 
