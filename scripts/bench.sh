@@ -8,7 +8,8 @@
 #   BENCH_OBJECTS=1,4 BENCH_FRAMES=10 scripts/bench.sh
 #   BENCH_ELEMENT=1 scripts/bench.sh       # + the element in a 1080p pipeline vs the engine
 #   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 2-3 memory frames,
-#                                          #   int8 graphs from models/quantize.py, int8
+#                                          #   int8 graphs from models/quantize.py (encoder
+#                                          #   + memory attention, or the latter only), int8
 #                                          #   attention scores from export.py) with their
 #                                          #   mask IoU against exact mode
 #   BENCH_MODE_OBJECTS=1,4 ...             # object counts of the speed modes (default: all)
@@ -135,11 +136,12 @@ export_model() { # size dir [config [export.py options...]]
         echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
 }
-quantize_model() { # fp32-dir int8-dir
+quantize_model() { # fp32-dir int8-dir [graphs]
+    local graphs="${3:-image_encoder,memory_attention}"
     if [ ! -f "$2/model.json" ] || [ "$(cat "$2/.tool-stamp" 2>/dev/null)" != "$TOOL_STAMP" ]; then
-        log "quantising $1 into $2 (int8 image encoder + memory attention)"
+        log "quantising $1 into $2 (int8 $graphs)"
         rm -rf "$2"
-        "$PY" models/quantize.py --model "$1" --out "$2" >"$OUT/quantize.log" 2>&1 \
+        "$PY" models/quantize.py --model "$1" --out "$2" --graphs "$graphs" >"$OUT/quantize.log" 2>&1 \
             || { tail -n 20 "$OUT/quantize.log" >&2; die "quantisation failed"; }
         echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
@@ -269,6 +271,10 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
     export_model 1024 "$MODEL_I8S" "$CONFIG" --int8-attention-scores
     quantize_model "$MODEL_I8S" "$MODEL_INT8_I8S"
+    # int8 weights in the memory attention only (the int8 encoder costs most of int8's
+    # fidelity on small masks, run S11)
+    MODEL_INT8ATTN_I8S="$OUT/$CONFIG-1024$SUFFIX-int8attn-int8-scores"
+    quantize_model "$MODEL_I8S" "$MODEL_INT8ATTN_I8S" memory_attention
     mode_spec() { # name -> the model and the bench options of that speed mode
         case "$1" in
             mem3) echo "$MODEL_1024 --memory-frames 3" ;;
@@ -281,10 +287,13 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
             i8s-mem3) echo "$MODEL_I8S --memory-frames 3" ;;
             int8-i8s-mem3) echo "$MODEL_INT8_I8S --memory-frames 3" ;;
             int8-i8s-mem2) echo "$MODEL_INT8_I8S --memory-frames 2" ;;
+            int8attn-i8s-mem3) echo "$MODEL_INT8ATTN_I8S --memory-frames 3" ;;
+            int8attn-i8s-mem2) echo "$MODEL_INT8ATTN_I8S --memory-frames 2" ;;
             *) die "unknown speed mode $1" ;;
         esac
     }
-    for name in mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3 int8-i8s-mem2; do
+    for name in mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3 int8-i8s-mem2 \
+        int8attn-i8s-mem3 int8attn-i8s-mem2; do
         log "speed mode: $name"
         read -r -a spec <<<"$(mode_spec "$name")"
         "$BENCH" --model "${spec[0]}" --frames "$INPUT_DIR" --objects "$MODE_OBJECTS" --num-frames "$FRAMES" \
