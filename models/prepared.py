@@ -29,17 +29,23 @@ def prepare(frames_dir: str, out_dir: str, image_size: int, names: list[str]) ->
         im.resize((image_size, image_size)).save(os.path.join(out_dir, name))
 
 
-def load(inputs_dir: str, image_size: int, names: list[str]) -> torch.Tensor:
-    """The official normalisation of the prepared 8-bit inputs: [N, 3, S, S] float32."""
-    imgs = torch.zeros(len(names), 3, image_size, image_size, dtype=torch.float32)
-    for i, name in enumerate(names):
-        a = np.array(Image.open(os.path.join(inputs_dir, name)).convert("RGB"))
-        if a.shape[:2] != (image_size, image_size):
-            raise ValueError(f"{inputs_dir}/{name} is {a.shape[1]}x{a.shape[0]}, not a prepared {image_size}x{image_size} input")
-        imgs[i] = torch.from_numpy(a / 255.0).permute(2, 0, 1)
+def normalise(pixels: np.ndarray) -> torch.Tensor:
+    """The official normalisation of 8-bit RGB images [N, S, S, 3]: [N, 3, S, S] float32."""
+    imgs = torch.from_numpy(pixels / 255.0).float().permute(0, 3, 1, 2)
     imgs -= torch.tensor(MEAN, dtype=torch.float32)[:, None, None]
     imgs /= torch.tensor(STD, dtype=torch.float32)[:, None, None]
     return imgs
+
+
+def load(inputs_dir: str, image_size: int, names: list[str]) -> torch.Tensor:
+    """The official normalisation of the prepared 8-bit inputs: [N, 3, S, S] float32."""
+    pixels = []
+    for name in names:
+        a = np.array(Image.open(os.path.join(inputs_dir, name)).convert("RGB"))
+        if a.shape[:2] != (image_size, image_size):
+            raise ValueError(f"{inputs_dir}/{name} is {a.shape[1]}x{a.shape[0]}, not a prepared {image_size}x{image_size} input")
+        pixels.append(a)
+    return normalise(np.stack(pixels)).contiguous()
 
 
 @contextlib.contextmanager

@@ -150,12 +150,6 @@ def make_clip(rng: np.random.Generator, bgs: list[Image.Image], size: int, frame
     return np.stack(out), masks
 
 
-def normalise(frames: np.ndarray) -> torch.Tensor:
-    """[T, S, S, 3] uint8 -> the model's input [T, 3, S, S]."""
-    x = torch.from_numpy(frames / 255.0).float().permute(0, 3, 1, 2)
-    return (x - torch.tensor(prepared.MEAN)[:, None, None]) / torch.tensor(prepared.STD)[:, None, None]
-
-
 def features_from_trunk(model, trunk: list[torch.Tensor]):
     """The rest of forward_image after the Hiera trunk (neck, conv_s0/conv_s1), with
     gradients, then the official flattening: (feats, pos, sizes)."""
@@ -312,7 +306,7 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for _ in range(args.prompt_frames):
             pixels, masks = make_clip(rng, bgs, TRAIN_SIZE, frames=1)
-            frames.append(([x.clone() for x in model.image_encoder.trunk(normalise(pixels))], masks))
+            frames.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
     print(f"prompts: {args.prompt_frames} frames through the trunk in {time.time() - t0:.0f} s", flush=True)
 
     def still(step):
@@ -328,7 +322,7 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for _ in range(args.clips):
             pixels, masks = make_clip(rng, bgs, TRAIN_SIZE)
-            _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(normalise(pixels)))
+            _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(prepared.normalise(pixels)))
             clips.append(([f.clone() for f in feats], [p.clone() for p in pos], sizes, masks))
     print(f"tracking: {args.clips} clips encoded in {time.time() - t0:.0f} s", flush=True)
     train(model, "tracking", args.steps, args.lr, frozen_for_tracking, lambda step: clips[step % len(clips)])

@@ -67,6 +67,8 @@ PY="$REPO_ROOT/.venv-models/bin/python"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+# impl round: names the RESULT lines of one part of an interleaved round
+tag() { sed -E "s/^RESULT \{/RESULT {\"round\": $2, /; s/\"impl\": ?\"(official|sam2track)\"/\"impl\": \"$1\"/"; }
 
 [ -x "$PY" ] || die "no $PY: run scripts/setup.sh --with-export-tools first"
 [ -f "$VIDEO" ] || die "no video at $VIDEO (set BENCH_VIDEO)"
@@ -210,9 +212,6 @@ if [ "${BENCH_EDGETAM:-0}" = 1 ]; then
     EOBJ="${BENCH_EDGETAM_OBJECTS:-1,4}"
     ROUNDS="${BENCH_ROUNDS:-2}"
     REPORTS=()
-    tag() { # impl round: names the RESULT lines of one part
-        sed -E "s/^RESULT \{/RESULT {\"round\": $2, /; s/\"impl\": ?\"(official|sam2track)\"/\"impl\": \"$1\"/"
-    }
     for round in $(seq 1 "$ROUNDS"); do
         log "round $round/$ROUNDS: official EdgeTAM predictor (PyTorch), objects $EOBJ"
         $(py_for edgetam) models/bench_official.py --frames "$INPUT_DIR" --prepared --objects "$EOBJ" --config edgetam \
@@ -315,9 +314,6 @@ if [ "$ROUNDS" -gt 1 ]; then
     if [ "${BENCH_MODES:-0}" = 1 ]; then ROUND_MODES="${BENCH_ROUND_MODES-i8s int8-i8s-mem2}"; fi
     ROUND_OBJECTS="${BENCH_ROUND_OBJECTS:-$OBJECTS}"
     ROUND_REPORTS=()
-    tag() { # impl round: names the RESULT lines of one part
-        sed -E "s/^RESULT \{/RESULT {\"round\": $2, /; s/\"impl\": ?\"(official|sam2track)\"/\"impl\": \"$1\"/"
-    }
     for round in $(seq 1 "$ROUNDS"); do
         if [ "${BENCH_OFFICIAL:-1}" = 1 ]; then
             log "round $round/$ROUNDS: official SAM2VideoPredictor, objects $ROUND_OBJECTS"
