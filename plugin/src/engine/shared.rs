@@ -6,9 +6,10 @@
 //! analytics box) mean several trackers of the same model. Each keeps its
 //! own objects and memory bank (`Tracker`), but they can share the
 //! ONNX Runtime sessions: one copy of the weights, one set of thread pools
-//! (the CPU arena is the environment's already). [`SharedStages::load`] hands out the same [`Stages`] for the
-//! same model directory (same files), provider and session options while
-//! one tracker still holds them; each graph run takes the lock, so the
+//! (the CPU arena is the environment's already). [`SharedStages::load`]
+//! hands out the same [`Stages`] for the same model directory (same files),
+//! provider and session options while one tracker still holds them; each
+//! graph run takes the lock, so the
 //! trackers' frames take turns graph by graph (a graph already uses every
 //! core it is given), and each tracker counts its own graph times.
 
