@@ -382,18 +382,37 @@ fn read_logits(path: &Path) -> Result<Vec<Plane>, Error> {
 /// Share of the frame each object's mask covers, and how alike the objects
 /// are (IoU of every pair of objects' masks on one frame): with plain random
 /// weights every mask covers most of the frame and all objects look alike,
-/// which makes any IoU meaningless.
+/// which makes any IoU meaningless. And how confident the masks are, from the
+/// low-res logits: the median logit inside each mask, and the low-res pixels
+/// within `MARGIN` of the threshold per pixel of the mask. A real SAM 2's
+/// masks are far from the threshold but at their edges; where many pixels sit
+/// near it, a small numeric change (a speed mode) moves the mask a lot.
 #[derive(Default)]
 struct MaskStats {
     areas: Vec<f64>,
     pair_ious: Vec<f64>,
+    inside_logit: Vec<f64>,
+    near_threshold: Vec<f64>,
 }
 
+/// |low-res logit| under which a pixel counts as near the threshold (0).
+const MARGIN: f32 = 1.0;
+
 impl MaskStats {
-    fn add(&mut self, masks: &[&[u8]]) {
+    fn add(&mut self, masks: &[&[u8]], logits: &[&Plane]) {
         for m in masks {
             let on = m.iter().filter(|v| **v != 0).count();
             self.areas.push(on as f64 / m.len().max(1) as f64);
+        }
+        for l in logits {
+            let mut inside: Vec<f32> = l.data.iter().copied().filter(|v| *v > 0.0).collect();
+            if inside.is_empty() {
+                continue;
+            }
+            inside.sort_by(f32::total_cmp);
+            self.inside_logit.push(f64::from(inside[inside.len() / 2]));
+            let near = l.data.iter().filter(|v| v.abs() < MARGIN).count();
+            self.near_threshold.push(near as f64 / inside.len() as f64);
         }
         for (i, a) in masks.iter().enumerate() {
             for b in &masks[i + 1..] {
@@ -413,7 +432,10 @@ impl MaskStats {
             serde_json::json!({"min": q(v, 0.0), "p10": q(v, 0.1), "median": q(v, 0.5),
                 "p90": q(v, 0.9), "max": q(v, 1.0), "n": v.len()})
         };
-        serde_json::json!({"area": dist(&self.areas), "object_pair_iou": dist(&self.pair_ious)})
+        serde_json::json!({"area": dist(&self.areas), "object_pair_iou": dist(&self.pair_ious),
+            "inside_logit_median": dist(&self.inside_logit),
+            "near_threshold_per_mask_pixel": dist(&self.near_threshold),
+            "near_threshold_margin": MARGIN})
     }
 }
 
@@ -464,7 +486,10 @@ fn run(
             rss_at_warmup = status_kib("VmRSS")?;
         }
         let flat: Vec<u8> = masks.iter().flat_map(|m| m.mask.iter().copied()).collect();
-        stats.add(&masks.iter().map(|m| m.mask.as_slice()).collect::<Vec<_>>());
+        stats.add(
+            &masks.iter().map(|m| m.mask.as_slice()).collect::<Vec<_>>(),
+            &masks.iter().map(|m| &m.logits).collect::<Vec<_>>(),
+        );
         if let Some(dir) = &args.save_masks {
             std::fs::create_dir_all(dir)?;
             std::fs::write(mask_file(dir, count, i), &flat)?;

@@ -7,7 +7,9 @@
 
 What it writes
   tests/fixtures/micro/            the micro SAM 2.1 model exported by export.py (seed 0)
-  tests/fixtures/micro-int8/       its int8 variant (quantize.py; tests/engine_parity.rs)
+  tests/fixtures/micro-int8/       its int8 variant, all int8 (quantize.py --int8-high-res;
+                                   tests/engine_parity.rs)
+  tests/fixtures/micro-int8-hr/    its int8 variant, high-resolution path fp32 (quantize.py)
   tests/fixtures/golden/frames/    N real frames of bedroom.mp4 (every 3rd), RGB PNG, frame size
   tests/fixtures/golden/inputs/    the same frames as the official loader prepares them
                                    (PIL resize to S x S, uint8 RGB PNG); normalising them
@@ -458,7 +460,9 @@ def main(argv=None):
         import quantize
 
         shutil.rmtree(model_dir + "-int8", ignore_errors=True)
-        quantize.main(["--model", model_dir, "--out", model_dir + "-int8"])
+        quantize.main(["--model", model_dir, "--out", model_dir + "-int8", "--int8-high-res"])
+        shutil.rmtree(model_dir + "-int8-hr", ignore_errors=True)
+        quantize.main(["--model", model_dir, "--out", model_dir + "-int8-hr"])
 
     os.makedirs(golden_dir, exist_ok=True)
     for p in fam["scenario"]:

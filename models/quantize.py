@@ -5,7 +5,8 @@
 
 Copies the model directory and rewrites the heavy graphs (by default the image encoder
 and the memory attention) with ONNX Runtime's dynamic quantisation: the weights of every
-MatMul/Gemm whose second input is a constant become int8 (per output channel), the
+MatMul/Gemm whose second input is a constant (in the image encoder: but those of its
+high-resolution path, below) become int8 (per output channel), the
 activations are quantised to uint8 per tensor at run time, and the products run on the
 CPU's integer dot-product units (AVX-512 VNNI / AVX-VNNI / AVX2). Products of two
 activations (the attention matrices) stay fp32 here: quantize_dynamic re-quantises both
@@ -15,6 +16,15 @@ cross-attention scores have their own int8 form, made at export (`export.py
 exported that way can be quantised here too (precision "int8-dynamic+int8-scores"). The graphs keep the inputs and outputs of models/CONTRACT.md, so the
 engine and the element load the result like any other model directory; model.json gets
 the new sha256 and a `precision` of "int8-dynamic" on each rewritten graph.
+
+The image encoder's MatMuls that its high-resolution outputs depend on (high_res_feat_0/1,
+the stride-4 and stride-8 features the mask decoder adds back when it upsamples: the
+trunk's first stages) stay fp32 unless --int8-high-res. Measured on the benchmark model
+(README, run S12): int8 there moves high_res_feat_1 by ~2% (relative RMS; most of it the
+weights': their per-channel int8 rounding alone, activations fp32, gives as much) and
+costs 8% mask IoU on masks of ~0.5% of the frame (0.91 against 0.99); keeping them fp32
+costs 4-8% of the int8 encoder's time (int8 gains little there: those stages have large
+activations for their FLOPs, and dynamic quantisation converts every activation per call).
 
 The fidelity cost is printed here per output on random inputs (max abs diff against the
 fp32 graph) and measured on real frames by scripts/bench.sh (BENCH_MODES=1: mask IoU
@@ -40,17 +50,46 @@ DEFAULT_GRAPHS = ("image_encoder", "memory_attention")
 PRECISION = "int8-dynamic"
 
 
-def quantize(src: str, dst: str) -> None:
+# The image encoder's outputs that the mask decoder adds back at full detail
+# (models/CONTRACT.md): every MatMul upstream of them stays fp32 (unless --int8-high-res).
+HIGH_RES_OUTPUTS = ("high_res_feat_0", "high_res_feat_1")
+
+
+def upstream_matmuls(model, outputs) -> list[str]:
+    """Names of the MatMul/Gemm nodes that any of `outputs` depends on."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    missing = [o for o in outputs if o not in producer]
+    if missing:
+        raise SystemExit(f"the image encoder has no output {missing} (--int8-high-res quantises without them)")
+    seen, stack, names = set(), list(outputs), []
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op_type in ("MatMul", "Gemm"):
+            names.append(node.name)
+        stack.extend(node.input)
+    return names
+
+
+def quantize(src: str, dst: str, keep_fp32: tuple[str, ...] = ()) -> int:
+    """Dynamic int8 quantisation of src into dst; the MatMuls upstream of the outputs
+    `keep_fp32` stay fp32. Returns how many MatMul/Gemm nodes were kept fp32 that way."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    ir_version = onnx.load(src, load_external_data=False).ir_version
+    model = onnx.load(src, load_external_data=False)
+    ir_version = model.ir_version
+    exclude = upstream_matmuls(model, keep_fp32) if keep_fp32 else []
+    del model
     quantize_dynamic(
         src,
         dst,
         weight_type=QuantType.QInt8,
         per_channel=True,
         op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_exclude=exclude,
         extra_options={"MatMulConstBOnly": True},
     )
     # keep the IR version of the source (newer onnx packages write versions that older
@@ -59,6 +98,7 @@ def quantize(src: str, dst: str) -> None:
     if q.ir_version != ir_version:
         q.ir_version = ir_version
         onnx.save(q, dst)
+    return len(exclude)
 
 
 def compare(name: str, fp32: str, int8: str, manifest: dict, log) -> dict:
@@ -69,7 +109,8 @@ def compare(name: str, fp32: str, int8: str, manifest: dict, log) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import sam2_graphs as G
 
-    spec = G.graph_specs(manifest)[name]
+    # manifests from before EdgeTAM (the test fixtures) have no memory_tokens: H*W then
+    spec = G.graph_specs({"memory_tokens": manifest["feat_size"] ** 2, **manifest})[name]
     sizes = {"B": 2, "N": 3, "Nm": 3, "P": 4, "S": manifest["image_size"]}
     inputs = {k: v.numpy() for k, v in G.example_inputs(spec, seed=7, sizes=sizes).items()}
     so = ort.SessionOptions()
@@ -93,6 +134,13 @@ def main(argv=None) -> int:
         default=",".join(DEFAULT_GRAPHS),
         help=f"comma-separated graphs to quantise, of {','.join(QUANTIZABLE)} (default: %(default)s)",
     )
+    ap.add_argument(
+        "--int8-high-res",
+        action="store_true",
+        help="quantise the image encoder's MatMuls that its high-resolution outputs depend on too "
+        "(the trunk's first stages; by default they stay fp32: on small masks int8 there cost 8%% "
+        "mask IoU for 4-8%% of the encoder's time)",
+    )
     ap.add_argument("--skip-check", action="store_true", help="do not compare with the fp32 graphs")
     args = ap.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -111,17 +159,25 @@ def main(argv=None) -> int:
             ap.error(f"{g} in {args.model} is already {manifest['graphs'][g]['precision']}")
 
     os.makedirs(args.out, exist_ok=True)
-    checks = {}
+    checks, high_res = {}, None
     for name, entry in manifest["graphs"].items():
         src = os.path.join(args.model, entry["file"])
         dst = os.path.join(args.out, entry["file"])
         if name in graphs:
             t = time.time()
-            quantize(src, dst)
+            keep = HIGH_RES_OUTPUTS if name == "image_encoder" and not args.int8_high_res else ()
+            kept = quantize(src, dst, keep)
             log(
                 f"quantised {entry['file']}: {os.path.getsize(src) / 1e6:.1f} -> "
                 f"{os.path.getsize(dst) / 1e6:.1f} MB ({time.time() - t:.1f} s)"
+                + (f"; {kept} MatMuls upstream of the high-resolution features kept fp32" if keep else "")
             )
+            if name == "image_encoder":
+                high_res = (
+                    "int8 (--int8-high-res)"
+                    if args.int8_high_res
+                    else f"fp32: {kept} MatMul/Gemm upstream of {', '.join(HIGH_RES_OUTPUTS)} not quantised"
+                )
             if not args.skip_check:
                 checks[name] = compare(name, src, dst, manifest, log)
             was = entry.get("precision", "fp32")
@@ -140,6 +196,8 @@ def main(argv=None) -> int:
         "onnxruntime": onnxruntime.__version__,
         "checks": checks,
     }
+    if high_res:
+        manifest["export"]["quantization"]["image_encoder_high_res_path"] = high_res
     with open(os.path.join(args.out, "model.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")

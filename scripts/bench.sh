@@ -13,6 +13,8 @@
 #                                          #   attention scores from export.py) with their
 #                                          #   mask IoU against exact mode
 #   BENCH_MODE_OBJECTS=1,4 ...             # object counts of the speed modes (default: all)
+#   BENCH_MODE_NAMES="i8s int8hr-i8s-mem2" # which speed modes (default: every one; names in
+#                                          #   mode_spec below)
 #   BENCH_PAIRED_OBJECTS=1,4 ...           # object counts of the paired pass: the heavy stages
 #                                          # against the matmul timed between frames ("": none)
 #   BENCH_OFFICIAL=0 ...                   # skip the official predictor
@@ -93,21 +95,6 @@ case "$WEIGHTS" in
         SUFFIX="-trained$SUFFIX"
         CKPT="$OUT/trained-$CONFIG-s0.pt"
         TRAIN_STAMP="$(cat models/train_synthetic.py models/sam2_graphs.py | sha256sum | cut -c1-16)"
-        if [ ! -f "$CKPT" ] || [ "$(cat "$CKPT.stamp" 2>/dev/null)" != "$TRAIN_STAMP" ]; then
-            BG="$OUT/train-backgrounds"
-            rm -rf "$BG" && mkdir -p "$BG"
-            for v in 01_dog 02_cups; do # other videos than the benchmark's
-                gst-launch-1.0 -q filesrc location="$(dirname "$VIDEO")/$v.mp4" ! qtdemux ! h264parse \
-                    ! avdec_h264 ! videorate ! video/x-raw,framerate=2/1 ! identity eos-after=12 \
-                    ! videoconvert ! video/x-raw,format=RGB ! pngenc compression-level=1 \
-                    ! multifilesink location="$BG/$v-%03d.png"
-            done
-            log "training the benchmark model ($CONFIG, seed 0: ~20 min on 2 cores)"
-            "$PY" models/train_synthetic.py --config "$CONFIG" --seed 0 --backgrounds "$BG" \
-                --threads 2 --out "$CKPT" >"$OUT/train-$CONFIG.log" 2>&1 \
-                || { tail -n 20 "$OUT/train-$CONFIG.log" >&2; die "training failed"; }
-            echo "$TRAIN_STAMP" >"$CKPT.stamp"
-        fi
         WEIGHT_ARGS=(--checkpoint "$CKPT")
         OFFICIAL_WEIGHT_ARGS=(--checkpoint "$CKPT")
         ;;
@@ -138,12 +125,12 @@ export_model() { # size dir [config [export.py options...]]
         echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
 }
-quantize_model() { # fp32-dir int8-dir [graphs]
+quantize_model() { # fp32-dir int8-dir [graphs [quantize.py options...]]
     local graphs="${3:-image_encoder,memory_attention}"
     if [ ! -f "$2/model.json" ] || [ "$(cat "$2/.tool-stamp" 2>/dev/null)" != "$TOOL_STAMP" ]; then
-        log "quantising $1 into $2 (int8 $graphs)"
+        log "quantising $1 into $2 (int8 $graphs ${*:4})"
         rm -rf "$2"
-        "$PY" models/quantize.py --model "$1" --out "$2" --graphs "$graphs" >"$OUT/quantize.log" 2>&1 \
+        "$PY" models/quantize.py --model "$1" --out "$2" --graphs "$graphs" "${@:4}" >"$OUT/quantize.log" 2>&1 \
             || { tail -n 20 "$OUT/quantize.log" >&2; die "quantisation failed"; }
         echo "$TOOL_STAMP" >"$2/.tool-stamp"
     fi
@@ -154,7 +141,58 @@ if [ "${BENCH_EDGETAM:-0}" = 1 ]; then
     MODEL_EDGETAM="$OUT/edgetam-1024$SUFFIX"
     export_model 1024 "$MODEL_EDGETAM" edgetam
 fi
+# The speed modes (BENCH_MODES=1; BENCH_MODE_NAMES, BENCH_ROUND_MODES): their model
+# directories (made below when a mode runs) and options; the names are checked here, before
+# anything runs.
 MODEL_1024="$OUT/$CONFIG-1024$SUFFIX"
+MODEL_512="$OUT/$CONFIG-512$SUFFIX"
+MODEL_INT8="$OUT/$CONFIG-1024$SUFFIX-int8"
+MODEL_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-scores"
+MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
+MODEL_INT8ATTN_I8S="$OUT/$CONFIG-1024$SUFFIX-int8attn-int8-scores"
+MODEL_INT8HR="$OUT/$CONFIG-1024$SUFFIX-int8hr"
+MODEL_INT8HR_I8S="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-scores"
+MODE_NAMES="${BENCH_MODE_NAMES:-mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3
+    int8-i8s-mem2 int8attn-i8s-mem3 int8attn-i8s-mem2 int8hr int8hr-i8s-mem3 int8hr-i8s-mem2}"
+mode_spec() { # name -> the model and the bench options of that speed mode
+    case "$1" in
+        mem3) echo "$MODEL_1024 --memory-frames 3" ;;
+        int8) echo "$MODEL_INT8" ;;
+        int8-mem3) echo "$MODEL_INT8 --memory-frames 3" ;;
+        int8-mem2) echo "$MODEL_INT8 --memory-frames 2" ;;
+        512) echo "$MODEL_512" ;;
+        512-mem3) echo "$MODEL_512 --memory-frames 3" ;;
+        i8s) echo "$MODEL_I8S" ;;
+        i8s-mem3) echo "$MODEL_I8S --memory-frames 3" ;;
+        int8-i8s-mem3) echo "$MODEL_INT8_I8S --memory-frames 3" ;;
+        int8-i8s-mem2) echo "$MODEL_INT8_I8S --memory-frames 2" ;;
+        int8attn-i8s-mem3) echo "$MODEL_INT8ATTN_I8S --memory-frames 3" ;;
+        int8attn-i8s-mem2) echo "$MODEL_INT8ATTN_I8S --memory-frames 2" ;;
+        int8hr) echo "$MODEL_INT8HR" ;;
+        int8hr-i8s-mem3) echo "$MODEL_INT8HR_I8S --memory-frames 3" ;;
+        int8hr-i8s-mem2) echo "$MODEL_INT8HR_I8S --memory-frames 2" ;;
+        *) die "unknown speed mode $1" ;;
+    esac
+}
+for name in $MODE_NAMES ${BENCH_ROUND_MODES-}; do mode_spec "$name" >/dev/null; done
+
+# The trained benchmark model, trained once per version of the training tool.
+if [ "$WEIGHTS" = trained ] && { [ ! -f "$CKPT" ] || [ "$(cat "$CKPT.stamp" 2>/dev/null)" != "$TRAIN_STAMP" ]; }; then
+    BG="$OUT/train-backgrounds"
+    rm -rf "$BG" && mkdir -p "$BG"
+    for v in 01_dog 02_cups; do # other videos than the benchmark's
+        gst-launch-1.0 -q filesrc location="$(dirname "$VIDEO")/$v.mp4" ! qtdemux ! h264parse \
+            ! avdec_h264 ! videorate ! video/x-raw,framerate=2/1 ! identity eos-after=12 \
+            ! videoconvert ! video/x-raw,format=RGB ! pngenc compression-level=1 \
+            ! multifilesink location="$BG/$v-%03d.png"
+    done
+    log "training the benchmark model ($CONFIG, seed 0: ~20 min on 2 cores)"
+    "$PY" models/train_synthetic.py --config "$CONFIG" --seed 0 --backgrounds "$BG" \
+        --threads 2 --out "$CKPT" >"$OUT/train-$CONFIG.log" 2>&1 \
+        || { tail -n 20 "$OUT/train-$CONFIG.log" >&2; die "training failed"; }
+    echo "$TRAIN_STAMP" >"$CKPT.stamp"
+fi
+
 export_model 1024 "$MODEL_1024"
 
 FRAME_DIR="$OUT/frames"
@@ -260,39 +298,22 @@ if [ -n "$PAIRED" ]; then PAIRED_ARGS=(--paired "$PAIRED"); fi
 REPORTS+=("$OUT/ours$SUFFIX.txt")
 if [ "${BENCH_MODES:-0}" = 1 ]; then
     MODE_OBJECTS="${BENCH_MODE_OBJECTS:-$OBJECTS}"
-    MODEL_512="$OUT/$CONFIG-512$SUFFIX"
-    MODEL_INT8="$OUT/$CONFIG-1024$SUFFIX-int8"
-    export_model 512 "$MODEL_512"
-    quantize_model "$MODEL_1024" "$MODEL_INT8"
+    case " $MODE_NAMES ${BENCH_ROUND_MODES-} " in *" 512"*) export_model 512 "$MODEL_512" ;; esac
+    # int8 everywhere (quantize.py --int8-high-res: the high-resolution path too)
+    quantize_model "$MODEL_1024" "$MODEL_INT8" image_encoder,memory_attention --int8-high-res
     # the memory attention's attention scores as int8 products (export.py
     # --int8-attention-scores), alone and with int8 weights
-    MODEL_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-scores"
-    MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
     export_model 1024 "$MODEL_I8S" "$CONFIG" --int8-attention-scores
-    quantize_model "$MODEL_I8S" "$MODEL_INT8_I8S"
+    quantize_model "$MODEL_I8S" "$MODEL_INT8_I8S" image_encoder,memory_attention --int8-high-res
     # int8 weights in the memory attention only (the int8 encoder costs most of int8's
     # fidelity on small masks, run S11)
-    MODEL_INT8ATTN_I8S="$OUT/$CONFIG-1024$SUFFIX-int8attn-int8-scores"
     quantize_model "$MODEL_I8S" "$MODEL_INT8ATTN_I8S" memory_attention
-    mode_spec() { # name -> the model and the bench options of that speed mode
-        case "$1" in
-            mem3) echo "$MODEL_1024 --memory-frames 3" ;;
-            int8) echo "$MODEL_INT8" ;;
-            int8-mem3) echo "$MODEL_INT8 --memory-frames 3" ;;
-            int8-mem2) echo "$MODEL_INT8 --memory-frames 2" ;;
-            512) echo "$MODEL_512" ;;
-            512-mem3) echo "$MODEL_512 --memory-frames 3" ;;
-            i8s) echo "$MODEL_I8S" ;;
-            i8s-mem3) echo "$MODEL_I8S --memory-frames 3" ;;
-            int8-i8s-mem3) echo "$MODEL_INT8_I8S --memory-frames 3" ;;
-            int8-i8s-mem2) echo "$MODEL_INT8_I8S --memory-frames 2" ;;
-            int8attn-i8s-mem3) echo "$MODEL_INT8ATTN_I8S --memory-frames 3" ;;
-            int8attn-i8s-mem2) echo "$MODEL_INT8ATTN_I8S --memory-frames 2" ;;
-            *) die "unknown speed mode $1" ;;
-        esac
-    }
-    for name in mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3 int8-i8s-mem2 \
-        int8attn-i8s-mem3 int8attn-i8s-mem2; do
+    # quantize.py's default: int8 weights everywhere but upstream of the encoder's
+    # high-resolution features (the trunk's first stages, whose int8 weights cost that
+    # fidelity, run S12), alone and with int8 scores
+    quantize_model "$MODEL_1024" "$MODEL_INT8HR"
+    quantize_model "$MODEL_I8S" "$MODEL_INT8HR_I8S"
+    for name in $MODE_NAMES; do
         log "speed mode: $name"
         read -r -a spec <<<"$(mode_spec "$name")"
         "$BENCH" --model "${spec[0]}" --frames "$INPUT_DIR" --objects "$MODE_OBJECTS" --num-frames "$FRAMES" \

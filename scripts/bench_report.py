@@ -155,6 +155,15 @@ def main(paths) -> int:
             if p["n"]:
                 line += f"; object pairs IoU median {p['median']:.3f} max {p['max']:.3f}"
             print(line)
+            c, n = r["masks"].get("inside_logit_median"), r["masks"].get("near_threshold_per_mask_pixel")
+            if c and c["n"]:
+                print(
+                    f"    confidence: median low-res logit inside a mask p10 {c['p10']:.2f} median {c['median']:.2f} "
+                    f"p90 {c['p90']:.2f}; low-res pixels within +-{r['masks']['near_threshold_margin']:g} of the "
+                    f"threshold per mask pixel median {n['median']:.1f} max {n['max']:.1f}"
+                )
+        print("  (a confident mask has its inside logits far above 0 and few pixels near the threshold")
+        print("   but at its edges; where many sit near it, speed modes' small numeric changes move it)")
     if flops and peak:
         print()
         print("achieved GFLOP/s of the heavy stages (FLOPs per object-frame at the steady state counted")
