@@ -56,8 +56,10 @@ HIGH_RES_OUTPUTS = ("high_res_feat_0", "high_res_feat_1")
 
 
 def upstream_matmuls(model, outputs) -> list[str]:
-    """Names of the MatMul/Gemm nodes that any of `outputs` depends on."""
+    """Names of the MatMul/Gemm nodes with a constant second operand (those quantize_dynamic
+    rewrites here) that any of `outputs` depends on."""
     producer = {o: n for n in model.graph.node for o in n.output}
+    constants = {i.name for i in model.graph.initializer}
     missing = [o for o in outputs if o not in producer]
     if missing:
         raise SystemExit(f"the image encoder has no output {missing} (--int8-high-res quantises without them)")
@@ -67,7 +69,7 @@ def upstream_matmuls(model, outputs) -> list[str]:
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        if node.op_type in ("MatMul", "Gemm"):
+        if node.op_type in ("MatMul", "Gemm") and node.input[1] in constants:
             names.append(node.name)
         stack.extend(node.input)
     return names
@@ -176,7 +178,8 @@ def main(argv=None) -> int:
                 high_res = (
                     "int8 (--int8-high-res)"
                     if args.int8_high_res
-                    else f"fp32: {kept} MatMul/Gemm upstream of {', '.join(HIGH_RES_OUTPUTS)} not quantised"
+                    else f"fp32: the {kept} MatMul/Gemm with constant weights upstream of "
+                    f"{', '.join(HIGH_RES_OUTPUTS)} not quantised"
                 )
             if not args.skip_check:
                 checks[name] = compare(name, src, dst, manifest, log)
