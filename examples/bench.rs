@@ -384,9 +384,10 @@ fn read_logits(path: &Path) -> Result<Vec<Plane>, Error> {
 /// weights every mask covers most of the frame and all objects look alike,
 /// which makes any IoU meaningless. And how confident the masks are, from the
 /// low-res logits: the median logit inside each mask, and the low-res pixels
-/// within `MARGIN` of the threshold per pixel of the mask. A real SAM 2's
-/// masks are far from the threshold but at their edges; where many pixels sit
-/// near it, a small numeric change (a speed mode) moves the mask a lot.
+/// within `MARGIN` of the threshold per pixel of the mask. A trained model's
+/// masks usually sit far from the threshold except at their edges; where many
+/// pixels sit near it, a small numeric change (a speed mode) moves the mask a
+/// lot.
 #[derive(Default)]
 struct MaskStats {
     areas: Vec<f64>,

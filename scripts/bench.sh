@@ -9,9 +9,11 @@
 #   BENCH_ELEMENT=1 scripts/bench.sh       # + the element in a 1080p pipeline vs the engine
 #   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 2-3 memory frames,
 #                                          #   int8 graphs from models/quantize.py (encoder
-#                                          #   + memory attention, or the latter only), int8
-#                                          #   attention scores from export.py) with their
-#                                          #   mask IoU against exact mode
+#                                          #   + memory attention: "int8hr" its default, the
+#                                          #   encoder's high-res path fp32; "int8" with
+#                                          #   --int8-high-res; "int8attn" the latter only),
+#                                          #   int8 attention scores from export.py ("i8s"))
+#                                          #   with their mask IoU against exact mode
 #   BENCH_MODE_OBJECTS=1,4 ...             # object counts of the speed modes (default: all)
 #   BENCH_MODE_NAMES="i8s int8hr-i8s-mem2" # which speed modes (default: every one; names in
 #                                          #   mode_spec below)
