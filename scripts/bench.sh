@@ -176,7 +176,20 @@ mode_spec() { # name -> the model and the bench options of that speed mode
         *) die "unknown speed mode $1" ;;
     esac
 }
-for name in $MODE_NAMES ${BENCH_ROUND_MODES-}; do mode_spec "$name" >/dev/null; done
+# the modes of the interleaved rounds (BENCH_ROUNDS > 1, with BENCH_MODES=1)
+ROUND_MODES=""
+if [ "${BENCH_MODES:-0}" = 1 ]; then ROUND_MODES="${BENCH_ROUND_MODES-i8s int8-i8s-mem2}"; fi
+for name in $MODE_NAMES $ROUND_MODES; do mode_spec "$name" >/dev/null; done
+# needed dir...: does a mode that runs use one of these model directories?
+needed() {
+    local name dir
+    for name in $MODE_NAMES $ROUND_MODES; do
+        for dir in "$@"; do
+            if [ "$(mode_spec "$name" | cut -d' ' -f1)" = "$dir" ]; then return 0; fi
+        done
+    done
+    return 1
+}
 
 # The trained benchmark model, trained once per version of the training tool.
 if [ "$WEIGHTS" = trained ] && { [ ! -f "$CKPT" ] || [ "$(cat "$CKPT.stamp" 2>/dev/null)" != "$TRAIN_STAMP" ]; }; then
@@ -300,21 +313,28 @@ if [ -n "$PAIRED" ]; then PAIRED_ARGS=(--paired "$PAIRED"); fi
 REPORTS+=("$OUT/ours$SUFFIX.txt")
 if [ "${BENCH_MODES:-0}" = 1 ]; then
     MODE_OBJECTS="${BENCH_MODE_OBJECTS:-$OBJECTS}"
-    case " $MODE_NAMES ${BENCH_ROUND_MODES-} " in *" 512"*) export_model 512 "$MODEL_512" ;; esac
+    # each model directory only when a mode that runs uses it
+    if needed "$MODEL_512"; then export_model 512 "$MODEL_512"; fi
     # int8 everywhere (quantize.py --int8-high-res: the high-resolution path too)
-    quantize_model "$MODEL_1024" "$MODEL_INT8" image_encoder,memory_attention --int8-high-res
-    # the memory attention's attention scores as int8 products (export.py
-    # --int8-attention-scores), alone and with int8 weights
-    export_model 1024 "$MODEL_I8S" "$CONFIG" --int8-attention-scores
-    quantize_model "$MODEL_I8S" "$MODEL_INT8_I8S" image_encoder,memory_attention --int8-high-res
-    # int8 weights in the memory attention only (the int8 encoder costs most of int8's
-    # fidelity on small masks, run S11)
-    quantize_model "$MODEL_I8S" "$MODEL_INT8ATTN_I8S" memory_attention
+    if needed "$MODEL_INT8"; then
+        quantize_model "$MODEL_1024" "$MODEL_INT8" image_encoder,memory_attention --int8-high-res
+    fi
     # quantize.py's default: int8 weights everywhere but upstream of the encoder's
     # high-resolution features (the trunk's first stages, whose int8 weights cost that
-    # fidelity, run S12), alone and with int8 scores
-    quantize_model "$MODEL_1024" "$MODEL_INT8HR"
-    quantize_model "$MODEL_I8S" "$MODEL_INT8HR_I8S"
+    # fidelity, run S12)
+    if needed "$MODEL_INT8HR"; then quantize_model "$MODEL_1024" "$MODEL_INT8HR"; fi
+    # the memory attention's attention scores as int8 products (export.py
+    # --int8-attention-scores), alone and under each int8 variant above; int8 weights in
+    # the memory attention only (the int8 encoder costs most of int8's fidelity on small
+    # masks, run S11)
+    if needed "$MODEL_I8S" "$MODEL_INT8_I8S" "$MODEL_INT8ATTN_I8S" "$MODEL_INT8HR_I8S"; then
+        export_model 1024 "$MODEL_I8S" "$CONFIG" --int8-attention-scores
+    fi
+    if needed "$MODEL_INT8_I8S"; then
+        quantize_model "$MODEL_I8S" "$MODEL_INT8_I8S" image_encoder,memory_attention --int8-high-res
+    fi
+    if needed "$MODEL_INT8ATTN_I8S"; then quantize_model "$MODEL_I8S" "$MODEL_INT8ATTN_I8S" memory_attention; fi
+    if needed "$MODEL_INT8HR_I8S"; then quantize_model "$MODEL_I8S" "$MODEL_INT8HR_I8S"; fi
     for name in $MODE_NAMES; do
         log "speed mode: $name"
         read -r -a spec <<<"$(mode_spec "$name")"
@@ -333,8 +353,6 @@ fi
 # within each round.
 ROUNDS="${BENCH_ROUNDS:-1}"
 if [ "$ROUNDS" -gt 1 ]; then
-    ROUND_MODES=""
-    if [ "${BENCH_MODES:-0}" = 1 ]; then ROUND_MODES="${BENCH_ROUND_MODES-i8s int8-i8s-mem2}"; fi
     ROUND_OBJECTS="${BENCH_ROUND_OBJECTS:-$OBJECTS}"
     ROUND_REPORTS=()
     for round in $(seq 1 "$ROUNDS"); do

@@ -37,12 +37,18 @@ const FP16_SCORE_BAND: f32 = 0.5;
 /// memory yet: the numerics of one frame, before any memory can diverge).
 const MAX_FP16_FIRST_FRAME_LOGIT_DIFF: f32 = 5e-3;
 
-/// A tracker on the model in `dir`, on the provider SAM2TRACK_TEST_PROVIDER
+/// The graphs of the model in `dir`, on the provider SAM2TRACK_TEST_PROVIDER
 /// names (default: the CPU; see `common::session_options`).
-fn tracker(dir: &Path) -> Tracker {
+fn stages(dir: &Path) -> (ModelDir, Stages) {
     let rt = require_runtime();
     let model = ModelDir::open(dir).expect("model directory");
     let stages = Stages::load(&model, rt.environment(), &session_options()).expect("graphs load");
+    (model, stages)
+}
+
+/// A tracker on the model in `dir` (see `stages`).
+fn tracker(dir: &Path) -> Tracker {
+    let (model, stages) = stages(dir);
     Tracker::new(stages, model.manifest(), TrackerConfig::default()).expect("tracker")
 }
 
@@ -111,10 +117,7 @@ fn micro_int8_variant_stays_close() {
 /// The high-resolution features (`high_res_feat_0`, `high_res_feat_1`) of the
 /// model in `dir` on one synthetic frame.
 fn high_res_features(dir: &Path) -> [Vec<f32>; 2] {
-    let rt = require_runtime();
-    let model = ModelDir::open(dir).expect("model directory");
-    let mut stages =
-        Stages::load(&model, rt.environment(), &session_options()).expect("graphs load");
+    let (model, mut stages) = stages(dir);
     let s = model.manifest().image_size as usize;
     // a smooth pattern with edges, different per channel, in the normalised range
     let image: Vec<f32> = (0..3 * s * s)
@@ -151,9 +154,8 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 /// The int8 variant that keeps the image encoder's high-resolution path fp32
 /// (`quantize.py`'s default): its stride-4/8 features are the fp32 model's
 /// (those of `micro-int8`, made with `--int8-high-res`, are not: the check can
-/// tell them apart),
-/// the rest of the encoder and the memory attention are int8, and its masks
-/// keep the int8 bar against the official predictor.
+/// tell them apart), the rest of the encoder and the memory attention are
+/// int8, and its masks keep the int8 bar against the official predictor.
 #[test]
 fn micro_int8_fp32_high_res_variant() {
     let fp32 = high_res_features(&micro_dir());
