@@ -58,6 +58,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gstsam2::engine::cpu;
 use gstsam2::engine::model::{ModelDir, SessionOptions};
 use gstsam2::engine::ops::{Plane, resize_bilinear};
 use gstsam2::engine::runtime;
@@ -870,6 +871,13 @@ fn main() -> Result<(), Error> {
     let rt = runtime::acquire(None)?;
     let env = rt.environment();
     let model = ModelDir::open(&args.model)?;
+    // int8 graphs whose products saturate on this CPU (engine::cpu): their
+    // figures would be those of wrong arithmetic
+    let saturating = cpu::saturating_graphs(model.manifest(), cpu::Int8Products::detect());
+    if let Some(text) = cpu::int8_saturation_warning(model.manifest(), cpu::Int8Products::detect())
+    {
+        eprintln!("WARNING: {text}");
+    }
     let points = read_points(&args.frames)?;
     let frames = read_frames(&args.frames, args.num_frames)?;
     if frames.len() <= args.warmup {
@@ -898,6 +906,7 @@ fn main() -> Result<(), Error> {
         }
         let mut result = run(&args, env, &model, &frames, &points, count)?;
         result["cpu"] = cpu_info();
+        result["int8_saturating_graphs"] = serde_json::json!(saturating);
         println!("RESULT {result}");
     }
     if let Some(path) = &args.matmul {

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sam2_graphs as G  # noqa: E402
-from files import sha256  # noqa: E402
+from files import int8_saturation_note, sha256  # noqa: E402
 
 MANIFEST_FORMAT = "sam2track-model"
 MANIFEST_VERSION = 1
@@ -225,9 +225,10 @@ def check_against_official(model, facts, log) -> float:
 INT8_SCORES_TOL = 0.1
 
 
-def export_graph(model, name, spec, path, facts, int8_scores=False):
+def export_graph(model, name, spec, path, facts, int8_scores=0):
+    """int8_scores: 0, or the key levels of the int8-scores memory attention."""
     if name == "memory_attention" and int8_scores:
-        wrapper = G.MemoryAttentionGraph(model, int8_scores=True).eval()
+        wrapper = G.MemoryAttentionGraph(model, int8_scores=int8_scores).eval()
     else:
         wrapper = G.WRAPPERS[name](model).eval()
     inp = G.example_inputs(spec, seed=1, sizes=_sizes_with_s(EXPORT_SIZES, facts))
@@ -370,6 +371,15 @@ def main(argv=None):
         "MatMulInteger); its graph's precision becomes int8-scores (README: speed modes)",
     )
     ap.add_argument(
+        "--int8-bits",
+        type=int,
+        choices=(7, 8),
+        default=7,
+        help="with --int8-attention-scores: the keys' range, 7 bits ([-64, 64], the default: exact "
+        "on every CPU) or 8 ([-127, 127]: exact only on x86 CPUs with VNNI (AVX-512 VNNI, "
+        "AVX-VNNI); without it ONNX Runtime's uint8 x int8 products saturate)",
+    )
+    ap.add_argument(
         "--corrections-not-cond",
         action="store_true",
         help="record add_all_frames_to_correct_as_cond=false (official default) in the manifest",
@@ -413,7 +423,9 @@ def main(argv=None):
     for name in GRAPH_ORDER:
         path = os.path.join(args.out, f"{name}.onnx")
         t1 = time.time()
-        int8_scores = args.int8_attention_scores and name == "memory_attention"
+        int8_scores = 0
+        if args.int8_attention_scores and name == "memory_attention":
+            int8_scores = G.KEY_LEVELS_7BIT if args.int8_bits == 7 else G.KEY_LEVELS_8BIT
         wrapper = export_graph(model, name, specs[name], path, facts, int8_scores)
         saved = dedupe_constants(path)
         log(
@@ -431,7 +443,9 @@ def main(argv=None):
                 worst = max(worst, max(res.values()))
         graphs[name] = {
             "file": f"{name}.onnx",
-            **({"precision": "int8-scores"} if int8_scores else {}),
+            # int8_max_abs: the largest |value| of the int8 operand of its uint8 x int8
+            # products (the engine warns where ONNX Runtime's kernel saturates beyond 64)
+            **({"precision": "int8-scores", "int8_max_abs": int8_scores} if int8_scores else {}),
             "sha256": sha256(path),
             "inputs": [{"name": n, "dtype": d, "shape": s} for n, d, s in specs[name]["inputs"]],
             "outputs": [{"name": n, "dtype": d, "shape": s} for n, d, s in specs[name]["outputs"]],
@@ -487,6 +501,9 @@ def main(argv=None):
     if not args.skip_check:
         if worst > args.tol or failed:
             log(f"FAILED: max abs diff {worst:.3g} (tolerance {args.tol:g})" + "".join(f"; {f}" for f in failed))
+            note = int8_saturation_note(args.int8_bits) if args.int8_attention_scores else None
+            if note and failed:
+                log(f"  ({note})")
             return 1
         log(f"all checks passed: max abs diff {worst:.3g} <= {args.tol:g}")
     return 0

@@ -14,3 +14,24 @@ def sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def int8_saturation_note(bits: int) -> str | None:
+    """Why `bits`-bit int8 products are wrong on this machine, or None. ONNX Runtime's
+    uint8 x int8 kernels on an x86 CPU without VNNI (no avx512_vnni / avx_vnni flag) add
+    pairs of products in int16 and saturate with the full 8-bit range; the 7-bit range
+    never does (engine::cpu in the plugin says the same at run time)."""
+    if bits <= 7:
+        return None
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None or ("avx512_vnni" in flags or "avx_vnni" in flags):
+        return None
+    return (
+        "this CPU has no VNNI (avx512_vnni / avx_vnni): ONNX Runtime's uint8 x int8 products "
+        "saturate here with the full 8-bit range, so the int8 results on this machine are "
+        "wrong; use the 7-bit range (--int8-bits 7, the default), exact on every CPU"
+    )

@@ -6,16 +6,18 @@
 Copies the model directory and rewrites the heavy graphs (by default the image encoder
 and the memory attention) with ONNX Runtime's dynamic quantisation: the weights of every
 MatMul/Gemm whose second input is a constant (in the image encoder: but those of its
-high-resolution path, below) become int8 (per output channel), the
-activations are quantised to uint8 per tensor at run time, and the products run on the
-CPU's integer dot-product units (AVX-512 VNNI / AVX-VNNI / AVX2). Products of two
+high-resolution path, below) become int8 (per output channel, in the 7-bit range [-64, 64]
+by default: see INT8_MAX_ABS), the activations are quantised to uint8 per tensor at run
+time, and the products run on the CPU's integer dot-product units (AVX-512 VNNI /
+AVX-VNNI / AVX2). Products of two
 activations (the attention matrices) stay fp32 here: quantize_dynamic re-quantises both
 sides of each product per call, which cost accuracy for no speed. The memory attention's
 cross-attention scores have their own int8 form, made at export (`export.py
 --int8-attention-scores`: keys quantised once per layer, int8 x uint8 products); a graph
 exported that way can be quantised here too (precision "int8-dynamic+int8-scores"). The graphs keep the inputs and outputs of models/CONTRACT.md, so the
 engine and the element load the result like any other model directory; model.json gets
-the new sha256 and a `precision` of "int8-dynamic" on each rewritten graph.
+the new sha256, a `precision` of "int8-dynamic" and the `int8_max_abs` of its int8 values
+(64 or 127; the plugin warns where 127 saturates) on each rewritten graph.
 
 The image encoder's MatMuls that its high-resolution outputs depend on (high_res_feat_0/1,
 the stride-4 and stride-8 features the mask decoder adds back when it upsamples: the
@@ -43,7 +45,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from files import sha256  # noqa: E402
+from files import int8_saturation_note, sha256  # noqa: E402
 
 QUANTIZABLE = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
 DEFAULT_GRAPHS = ("image_encoder", "memory_attention")
@@ -75,9 +77,21 @@ def upstream_matmuls(model, outputs) -> list[str]:
     return names
 
 
-def quantize(src: str, dst: str, keep_fp32: tuple[str, ...] = ()) -> int:
-    """Dynamic int8 quantisation of src into dst; the MatMuls upstream of the outputs
-    `keep_fp32` stay fp32. Returns how many MatMul/Gemm nodes were kept fp32 that way."""
+# The weights' int8 range: 7 bits ([-64, 64], --int8-bits 7, the default) or 8 ([-127, 127]).
+# On an x86 CPU without VNNI (AVX2 only, or AVX-512 without VNNI: AMD Zen 1-3, Intel before
+# Cascade Lake) ONNX Runtime's uint8 x int8 kernel adds pairs of products in int16
+# (vpmaddubsw) and saturates beyond 32,767: 255 * 64 * 2 = 32,640 never does, full-range
+# weights do (measured on an AMD EPYC Zen 2: the micro int8 model's high_res_feat_1 off by
+# 34%, mask IoU 0.88; with 7-bit weights exact). ONNX Runtime calls the 7-bit range
+# "reduce_range". CPUs with VNNI (AVX-512 VNNI, AVX-VNNI) multiply-add in int32 and are
+# exact either way; 8 bits halves the weights' rounding there.
+INT8_MAX_ABS = {7: 64, 8: 127}
+
+
+def quantize(src: str, dst: str, keep_fp32: tuple[str, ...] = (), bits: int = 7) -> int:
+    """Dynamic int8 quantisation of src into dst with `bits`-bit weights (see INT8_MAX_ABS);
+    the MatMuls upstream of the outputs `keep_fp32` stay fp32. Returns how many MatMul/Gemm
+    nodes were kept fp32 that way."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -90,6 +104,7 @@ def quantize(src: str, dst: str, keep_fp32: tuple[str, ...] = ()) -> int:
         dst,
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=bits == 7,
         op_types_to_quantize=["MatMul", "Gemm"],
         nodes_to_exclude=exclude,
         extra_options={"MatMulConstBOnly": True},
@@ -143,6 +158,15 @@ def main(argv=None) -> int:
         "(the trunk's first stages; by default they stay fp32: on small masks int8 there cost 8%% "
         "mask IoU for 4-8%% of the encoder's time)",
     )
+    ap.add_argument(
+        "--int8-bits",
+        type=int,
+        choices=sorted(INT8_MAX_ABS),
+        default=7,
+        help="the weights' range: 7 bits ([-64, 64], the default: exact on every CPU) or 8 "
+        "([-127, 127]: half the rounding, but exact only on x86 CPUs with VNNI (AVX-512 VNNI, "
+        "AVX-VNNI); without it ONNX Runtime's uint8 x int8 products saturate)",
+    )
     ap.add_argument("--skip-check", action="store_true", help="do not compare with the fp32 graphs")
     args = ap.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -161,6 +185,9 @@ def main(argv=None) -> int:
             ap.error(f"{g} in {args.model} is already {manifest['graphs'][g]['precision']}")
 
     os.makedirs(args.out, exist_ok=True)
+    note = int8_saturation_note(args.int8_bits)
+    if note and not args.skip_check:
+        log(f"note: {note} (the differences below are this machine's)")
     checks, high_res = {}, None
     for name, entry in manifest["graphs"].items():
         src = os.path.join(args.model, entry["file"])
@@ -168,7 +195,7 @@ def main(argv=None) -> int:
         if name in graphs:
             t = time.time()
             keep = HIGH_RES_OUTPUTS if name == "image_encoder" and not args.int8_high_res else ()
-            kept = quantize(src, dst, keep)
+            kept = quantize(src, dst, keep, args.int8_bits)
             log(
                 f"quantised {entry['file']}: {os.path.getsize(src) / 1e6:.1f} -> "
                 f"{os.path.getsize(dst) / 1e6:.1f} MB ({time.time() - t:.1f} s)"
@@ -185,6 +212,11 @@ def main(argv=None) -> int:
                 checks[name] = compare(name, src, dst, manifest, log)
             was = entry.get("precision", "fp32")
             entry["precision"] = PRECISION if was == "fp32" else f"{PRECISION}+{was}"
+            # the largest |value| of the int8 operand of the graph's uint8 x int8 products
+            # (an int8-scores graph from before the field: 127)
+            entry["int8_max_abs"] = max(
+                INT8_MAX_ABS[args.int8_bits], entry.get("int8_max_abs", 0 if was == "fp32" else 127)
+            )
             entry["sha256"] = sha256(dst)
         else:
             shutil.copyfile(src, dst)
@@ -192,7 +224,9 @@ def main(argv=None) -> int:
 
     manifest.setdefault("export", {})["quantization"] = {
         "method": "onnxruntime.quantization.quantize_dynamic",
-        "weights": "int8, per output channel",
+        "weights": f"int8 in [-{INT8_MAX_ABS[args.int8_bits]}, {INT8_MAX_ABS[args.int8_bits]}] "
+        f"({args.int8_bits} bits), per output channel",
+        "weight_bits": args.int8_bits,
         "activations": "uint8, per tensor, at run time",
         "ops": "MatMul/Gemm with a constant second input",
         "graphs": graphs,

@@ -1122,7 +1122,7 @@ def _attend(q, k, v, chunk):
     return _chunked_attention(q, chunk, lambda qc: torch.matmul(qc, kt), v)
 
 
-# ---- int8 attention scores (a speed mode: MemoryAttentionGraph(int8_scores=True)) -------
+# ---- int8 attention scores (a speed mode: MemoryAttentionGraph(int8_scores=levels)) -----
 #
 # The memory attention's largest product is q k^T of the cross-attention (at 1024 with 7
 # memories: 4,096 queries x 28,736 keys x 256 per layer, ~60% of its FLOPs); with fewer
@@ -1131,24 +1131,35 @@ def _attend(q, k, v, chunk):
 # uint8 per call (ONNX DynamicQuantizeLinear), and the products run as MatMulInteger
 # (int32 accumulation: the CPU's VNNI dot products; measured 1.8x the fp32 product on an
 # AVX-512 VNNI AMD EPYC), scaled back to fp32 before the padding bias and the softmax. The
+# keys use the 7-bit range [-64, 64] by default (KEY_LEVELS_7BIT): on an x86 CPU without
+# VNNI (AVX2 only, or AVX-512 without VNNI: AMD Zen 1-3, Intel before Cascade Lake) ONNX
+# Runtime's u8 x s8 kernel sums pairs of products in int16 (vpmaddubsw) and saturates once
+# a pair exceeds 32,767; 255 * 64 * 2 = 32,640 never does, 255 * 127 * 2 does (measured on
+# an AMD EPYC Zen 2: full-range operands give 99% of the products wrong, up to 13%). The
 # torch forward computes the same integers (exact in float64); export.py's ONNX check
 # holds the graph to it within INT8_SCORES_TOL (fp32 noise upstream can move a value
 # across a rounding boundary); the cost against fp32 is measured on frames (bench.sh,
 # tests/engine_parity.rs).
 
 
+# The largest |key| level of the int8 scores: 64 (7 bits, exact on every x86 CPU, see
+# above) or 127 (8 bits: exact only where ONNX Runtime has VNNI kernels).
+KEY_LEVELS_7BIT = 64
+KEY_LEVELS_8BIT = 127
+
+
 class _QuantS8(torch.autograd.Function):
-    """x -> (round(x / s) as int8, s) with s = max|x| / 127 (ONNX QuantizeLinear)."""
+    """x -> (round(x / s) as int8, s) with s = max|x| / levels (ONNX QuantizeLinear)."""
 
     @staticmethod
-    def forward(ctx, x):
-        scale = (x.abs().amax() / 127.0).clamp_min(torch.finfo(torch.float32).tiny)
+    def forward(ctx, x, levels):
+        scale = (x.abs().amax() / float(levels)).clamp_min(torch.finfo(torch.float32).tiny)
         return torch.clamp(torch.round(x / scale), -128, 127).to(torch.int8), scale
 
     @staticmethod
-    def symbolic(g, x):
+    def symbolic(g, x, levels):
         amax = g.op("ReduceMax", g.op("Abs", x), keepdims_i=0)
-        scale = g.op("Div", amax, g.op("Constant", value_t=torch.tensor(127.0)))
+        scale = g.op("Div", amax, g.op("Constant", value_t=torch.tensor(float(levels))))
         scale = g.op("Max", scale, g.op("Constant", value_t=torch.tensor(torch.finfo(torch.float32).tiny)))
         zero = g.op("Constant", value_t=torch.tensor(0, dtype=torch.int8))
         q = g.op("QuantizeLinear", x, scale, zero)
@@ -1180,10 +1191,10 @@ class _Int8Scores(torch.autograd.Function):
         return out
 
 
-def _attend_int8_scores(q, k, bias, v, chunk):
-    """softmax(q k^T + bias) v with int8 scores (see above), in query chunks; bias
-    [B, 1, 1, Lk] or None."""
-    kq, ks = _QuantS8.apply(k)
+def _attend_int8_scores(q, k, bias, v, chunk, levels):
+    """softmax(q k^T + bias) v with int8 scores (see above; keys in [-levels, levels]), in
+    query chunks; bias [B, 1, 1, Lk] or None."""
+    kq, ks = _QuantS8.apply(k, levels)
     kt = kq.transpose(-1, -2)
 
     def scores(qc):
@@ -1197,21 +1208,22 @@ def _heads(mod, x):
     return mod._separate_heads(x, mod.num_heads)
 
 
-def _self_attention(mod, x, cos, sin, chunk, int8_scores=False):
+def _self_attention(mod, x, cos, sin, chunk, int8_scores=0):
     """The official RoPEAttention on x (queries = keys = values) with real arithmetic.
-    The softmax scale is applied to q (1/16 at head dim 256: a power of two, exact)."""
+    The softmax scale is applied to q (1/16 at head dim 256: a power of two, exact).
+    int8_scores: 0, or the key levels of int8 scores (see _attend_int8_scores)."""
     q = _apply_rope(_heads(mod, mod.q_proj(x)), cos, sin)
     k = _apply_rope(_heads(mod, mod.k_proj(x)), cos, sin)
     v = _heads(mod, mod.v_proj(x))
     q = q * (1.0 / math.sqrt(q.shape[-1]))
     if int8_scores:
-        out = _attend_int8_scores(q, k, None, v, chunk)
+        out = _attend_int8_scores(q, k, None, v, chunk, int8_scores)
     else:
         out = _attend(q, k, v, chunk)
     return mod.out_proj(mod._recombine_heads(out))
 
 
-def _cross_attention(mod, x, keys_in, values_in, rope, rope_k_frames, key_bias, chunk, int8_scores=False):
+def _cross_attention(mod, x, keys_in, values_in, rope, rope_k_frames, key_bias, chunk, int8_scores=0):
     """The official cross-attention RoPEAttention (keys/values from memory, RoPE on the
     first `rope_k_frames` memory frames of keys) rewritten to do less work. `rope`:
     (q_cos, q_sin, k_cos, k_sin, tokens per memory frame, tokens without RoPE at the start
@@ -1240,7 +1252,7 @@ def _cross_attention(mod, x, keys_in, values_in, rope, rope_k_frames, key_bias, 
     k_sp = k_sp.reshape(B, nh, -1, d)
     k = torch.cat([k_sp, k[:, :, n_sp:]], dim=2)
     if int8_scores:
-        ctx = _attend_int8_scores(q, k, key_bias.reshape(B, 1, 1, n_k), values_in.unsqueeze(1), chunk)
+        ctx = _attend_int8_scores(q, k, key_bias.reshape(B, 1, 1, n_k), values_in.unsqueeze(1), chunk, int8_scores)
     else:
         q = torch.cat([q, torch.ones_like(q[..., :1])], dim=-1)
         k = torch.cat([k, key_bias.reshape(B, 1, n_k, 1).expand(B, nh, n_k, 1)], dim=-1)
@@ -1261,10 +1273,11 @@ class MemoryAttentionGraph(torch.nn.Module):
 
     Batched over B objects with per-object padding: memory slots and pointer slots whose
     `*_valid` entry is 0 get an additive -1e9 attention bias (exactly zero weight).
-    int8_scores: the attention scores as int8 products (a CPU speed mode, see
-    _attend_int8_scores; export.py --int8-attention-scores)."""
+    int8_scores: 0 (fp32), or the attention scores as int8 products with keys in
+    [-int8_scores, int8_scores] (a CPU speed mode, see _attend_int8_scores and
+    KEY_LEVELS_7BIT; export.py --int8-attention-scores)."""
 
-    def __init__(self, model, query_chunk: int = ATTENTION_QUERY_CHUNK, int8_scores: bool = False):
+    def __init__(self, model, query_chunk: int = ATTENTION_QUERY_CHUNK, int8_scores: int = 0):
         super().__init__()
         self.model = model
         self.query_chunk = query_chunk

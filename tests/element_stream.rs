@@ -800,6 +800,56 @@ fn sync_mode_reports_its_latency() {
 }
 
 #[test]
+fn full_range_int8_models_warn_where_their_products_saturate() {
+    // micro-int8 has the 7-bit range (models/quantize.py's default): no warning
+    // on any CPU. The same graphs recorded with the full range (as int8 models
+    // made before --int8-bits were): a warning exactly where this CPU lacks
+    // VNNI (engine::cpu).
+    let full = tempfile::tempdir().unwrap();
+    let src = common::fixtures().join("micro-int8");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, full.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let json = full.path().join("model.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for graph in ["image_encoder", "memory_attention"] {
+        assert_eq!(manifest["graphs"][graph]["int8_max_abs"], 64, "{graph}");
+        manifest["graphs"][graph]
+            .as_object_mut()
+            .unwrap()
+            .remove("int8_max_abs");
+    }
+    std::fs::write(&json, manifest.to_string()).unwrap();
+
+    let saturates = gstsam2::engine::cpu::Int8Products::detect()
+        == gstsam2::engine::cpu::Int8Products::PairwiseSaturating;
+    for (dir, full_range) in [(src.as_path(), false), (full.path(), true)] {
+        let (mut h, element) = harness("RGB", &format!("model-dir=\"{}\"", dir.display()));
+        let bus = bus_of(&element);
+        // the harness started the element before the bus was set: restart it
+        element.set_state(gst::State::Null).unwrap();
+        element.set_state(gst::State::Playing).unwrap();
+        let w = warnings(&bus);
+        if full_range && saturates {
+            assert!(
+                w.len() == 1
+                    && w[0].contains("no VNNI")
+                    && w[0].contains("image_encoder (int8 range ±127)")
+                    && w[0].contains("memory_attention (int8 range ±127)"),
+                "{w:?}"
+            );
+        } else {
+            assert!(w.is_empty(), "{}: {w:?}", dir.display());
+        }
+        element.set_property("prompt", GOLDEN_PROMPT);
+        assert_eq!(ids(&push_pull(&mut h, 0)), vec![1, 2], "{}", dir.display());
+        element.set_state(gst::State::Null).unwrap();
+    }
+}
+
+#[test]
 fn unavailable_gpu_provider_warns_or_fails_at_start() {
     // This machine's ONNX Runtime (the CPU wheel) cannot run CUDA.
     let (mut h, element) = harness("RGB", "provider=cuda");

@@ -152,8 +152,11 @@ pub enum DimEntry {
 }
 
 /// One graph of the model. Its optional `precision` (`int8-dynamic` from
-/// models/quantize.py, `fp16` / `fp16-emulated` from models/fp16.py) is not
-/// read: those graphs keep the contract's inputs and outputs, which are checked.
+/// models/quantize.py, `int8-scores` from `export.py --int8-attention-scores`,
+/// `fp16` / `fp16-emulated` from models/fp16.py) does not change how it is run:
+/// those graphs keep the contract's inputs and outputs, which are checked. An
+/// int8 graph's range is read to warn where the CPU's integer products would
+/// saturate ([`GraphEntry::int8_max_abs`], `engine::cpu`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct GraphEntry {
     /// File name, relative to the model directory.
@@ -161,6 +164,35 @@ pub struct GraphEntry {
     pub sha256: String,
     pub inputs: Vec<TensorEntry>,
     pub outputs: Vec<TensorEntry>,
+    #[serde(default)]
+    pub precision: Option<String>,
+    /// `int8_max_abs` in model.json: see [`GraphEntry::int8_max_abs`].
+    #[serde(default, rename = "int8_max_abs")]
+    int8_max_abs_field: Option<u32>,
+}
+
+/// The int8 range of graphs written before model.json recorded it: the full
+/// signed range ([-127, 127]) that models/quantize.py and the int8-scores export
+/// used then.
+pub const INT8_MAX_ABS_BEFORE_RECORDED: u32 = 127;
+
+impl GraphEntry {
+    /// Whether the graph has integer products (`precision` names int8).
+    pub fn is_int8(&self) -> bool {
+        self.precision
+            .as_deref()
+            .is_some_and(|p| p.contains("int8"))
+    }
+
+    /// The largest |value| of the int8 operand of the graph's uint8 × int8
+    /// products (64 for the 7-bit range, 127 for the full one); `None` for a
+    /// graph without integer products.
+    pub fn int8_max_abs(&self) -> Option<u32> {
+        self.is_int8().then(|| {
+            self.int8_max_abs_field
+                .unwrap_or(INT8_MAX_ABS_BEFORE_RECORDED)
+        })
+    }
 }
 
 /// The parsed and checked `model.json`.

@@ -8,6 +8,7 @@
 //! keeps the engine testable without a pipeline.
 
 pub mod contract;
+pub mod cpu;
 pub mod elf;
 pub mod files;
 pub mod gpu;

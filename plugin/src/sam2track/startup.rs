@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::engine::cpu;
 use crate::engine::model;
 use crate::engine::runtime;
 use crate::engine::shared::SharedStages;
@@ -28,7 +29,8 @@ pub struct Loaded {
 }
 
 /// Loads everything `settings` name, posting warnings on `element` (a GPU
-/// provider replaced by the CPU).
+/// provider replaced by the CPU; int8 graphs whose products saturate on this
+/// CPU).
 pub fn load(element: &super::Sam2Track, settings: &Settings) -> Result<Loaded, gst::ErrorMessage> {
     let runtime = runtime::acquire(settings.ort_library.as_deref()).map_err(|err| {
         gst::error_msg!(
@@ -101,6 +103,19 @@ pub fn load(element: &super::Sam2Track, settings: &Settings) -> Result<Loaded, g
             gst::LibraryError::Init,
             ("Running on the CPU: {}", loaded.fallbacks.join("; ")),
             ["'{}' is set", PROP_FALLBACK]
+        );
+    }
+    let on_cpu = settings.session_options().provider == model::ExecutionProvider::Cpu
+        || !loaded.fallbacks.is_empty();
+    if on_cpu
+        && let Some(text) =
+            cpu::int8_saturation_warning(model.manifest(), cpu::Int8Products::detect())
+    {
+        gst::element_warning!(
+            element,
+            gst::ResourceError::Settings,
+            ("{}", text),
+            ["model directory {}", model_dir.display()]
         );
     }
     let stages = loaded.stages;
