@@ -224,6 +224,10 @@ pub fn load_session(
             .map_err(|e| load_err(e.to_string()))?
             .with_inter_op_spinning(false)
             .map_err(|e| load_err(e.to_string()))?
+            // Subnormal floats as zero on the pool's threads (the calling
+            // thread: engine::cpu::FlushSubnormals around every run).
+            .with_flush_to_zero()
+            .map_err(|e| load_err(e.to_string()))?
             // The node placements are logged at the verbose level while the
             // session is built; only those lines are kept.
             .with_log_level(LogLevel::Verbose)

@@ -20,6 +20,7 @@ use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, Memory
 use ort::session::{IoBinding, Session};
 use ort::value::{DynValue, Tensor, TensorRefMut, Value, ValueTypeMarker};
 
+use super::cpu::FlushSubnormals;
 use super::graphs;
 use super::manifest::{self, Manifest};
 use super::model::{ExecutionProvider, ModelDir, ModelError, Placement, SessionOptions};
@@ -287,10 +288,11 @@ impl Graph {
 
     /// Runs with what was bound since the last run; returns the outputs by name.
     fn run(&mut self, names: &[&str]) -> Result<Vec<DynValue>, StageError> {
-        let mut out = self
-            .session
-            .run_binding(&self.binding)
-            .map_err(stage_err(self.name))?;
+        // this thread works in the parallel sections too (engine::cpu)
+        let flush = FlushSubnormals::new();
+        let out = self.session.run_binding(&self.binding);
+        drop(flush);
+        let mut out = out.map_err(stage_err(self.name))?;
         let values = names
             .iter()
             .map(|n| {
