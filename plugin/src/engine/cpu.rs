@@ -102,9 +102,10 @@ pub fn int8_saturation_warning(manifest: &Manifest, products: Int8Products) -> O
 /// calls `run` works in the parallel sections too. A trained SAM 2's
 /// attention is sharp: its softmax writes many probabilities below 1.2e-38,
 /// and every multiply-add that reads one takes a microcode assist on Intel
-/// cores (hundreds of cycles; AMD's Zen handles them at full speed). On an
-/// Intel Xeon (2 vCPUs) the benchmark model's memory attention took ~10 s per
-/// frame at 1 object with them, against ~2.6 s on random input.
+/// cores. On an Intel Xeon (Emerald Rapids class, 2 vCPUs; README run S14)
+/// the trained benchmark model's memory attention took 9.6-9.9 s per frame
+/// at 1 object with subnormals and 3.4 s flushed (one run each, back to
+/// back); the AMD EPYCs of runs S10-S13 showed no such slowdown.
 /// What flushing changes: values below 1.2e-38 become 0, which no output of
 /// the SAM 2 graphs can see (the official predictor's masks are matched as
 /// before: tests/engine_parity.rs).
