@@ -388,13 +388,19 @@ fn read_logits(path: &Path) -> Result<Vec<Plane>, Error> {
 /// within `MARGIN` of the threshold per pixel of the mask. A trained model's
 /// masks usually sit far from the threshold except at their edges; where many
 /// pixels sit near it, a small numeric change (a speed mode) moves the mask a
-/// lot.
+/// lot. And on the prompted frame, whether each object's click lies inside its
+/// own mask and how alike the objects' masks are there: a model whose masks do
+/// not follow their prompts gives every object the same region, which makes the
+/// objects' masks, and any IoU at several objects, say nothing more than one.
 #[derive(Default)]
 struct MaskStats {
     areas: Vec<f64>,
     pair_ious: Vec<f64>,
     inside_logit: Vec<f64>,
     near_threshold: Vec<f64>,
+    clicks_inside: usize,
+    clicks: usize,
+    prompted_pair_ious: Vec<f64>,
 }
 
 /// |low-res logit| under which a pixel counts as near the threshold (0).
@@ -423,6 +429,23 @@ impl MaskStats {
         }
     }
 
+    /// The prompted frame: each object's mask (row-major, `width` pixels a row)
+    /// with the click it was prompted by (frame pixels).
+    fn add_prompted(&mut self, prompted: &[(&[u8], [f32; 2])], width: usize) {
+        for (m, p) in prompted {
+            let height = m.len() / width.max(1);
+            let x = (p[0].max(0.0) as usize).min(width.saturating_sub(1));
+            let y = (p[1].max(0.0) as usize).min(height.saturating_sub(1));
+            self.clicks += 1;
+            self.clicks_inside += usize::from(m.get(y * width + x).is_some_and(|v| *v != 0));
+        }
+        for (i, (a, _)) in prompted.iter().enumerate() {
+            for (b, _) in &prompted[i + 1..] {
+                self.prompted_pair_ious.push(images::mask_iou(a, b));
+            }
+        }
+    }
+
     fn json(&self) -> serde_json::Value {
         let q = |v: &[f64], f: f64| {
             let mut v = v.to_vec();
@@ -437,7 +460,9 @@ impl MaskStats {
         serde_json::json!({"area": dist(&self.areas), "object_pair_iou": dist(&self.pair_ious),
             "inside_logit_median": dist(&self.inside_logit),
             "near_threshold_per_mask_pixel": dist(&self.near_threshold),
-            "near_threshold_margin": MARGIN})
+            "near_threshold_margin": MARGIN,
+            "prompted_frame": {"clicks_inside_own_mask": self.clicks_inside, "clicks": self.clicks,
+                "object_pair_iou": dist(&self.prompted_pair_ious)}})
     }
 }
 
@@ -488,10 +513,22 @@ fn run(
             rss_at_warmup = status_kib("VmRSS")?;
         }
         let flat: Vec<u8> = masks.iter().flat_map(|m| m.mask.iter().copied()).collect();
+        let planes: Vec<&[u8]> = masks.iter().map(|m| m.mask.as_slice()).collect();
         stats.add(
-            &masks.iter().map(|m| m.mask.as_slice()).collect::<Vec<_>>(),
+            &planes,
             &masks.iter().map(|m| &m.logits).collect::<Vec<_>>(),
         );
+        if i == 0 {
+            // clicks() gives object id k the k-th point
+            let prompted: Vec<(&[u8], [f32; 2])> = masks
+                .iter()
+                .filter_map(|m| {
+                    let k = (m.id as usize).checked_sub(1)?;
+                    points.get(k).map(|p| (m.mask.as_slice(), *p))
+                })
+                .collect();
+            stats.add_prompted(&prompted, img.width);
+        }
         if let Some(dir) = &args.save_masks {
             std::fs::create_dir_all(dir)?;
             std::fs::write(mask_file(dir, count, i), &flat)?;

@@ -148,13 +148,22 @@ def main(paths) -> int:
     if exact:
         print()
         print("exact mode's masks (every frame; area = share of the frame; object pairs = IoU of two")
-        print("objects' masks on one frame: near 1 means the objects are not told apart):")
+        print("objects' masks on one frame: near 1 means the objects are not told apart; prompted frame:")
+        print("whether each object's click lies inside its own mask -- masks that do not follow their")
+        print("prompts make the figures at several objects say no more than one):")
         for r in sorted(exact, key=lambda r: r["objects"]):
             a, p = r["masks"]["area"], r["masks"]["object_pair_iou"]
             line = f"  {r['objects']} obj: area min {a['min']:.3f} p10 {a['p10']:.3f} median {a['median']:.3f} p90 {a['p90']:.3f} max {a['max']:.3f}"
             if p["n"]:
                 line += f"; object pairs IoU median {p['median']:.3f} max {p['max']:.3f}"
             print(line)
+            pf = r["masks"].get("prompted_frame")
+            if pf and pf["clicks"]:
+                line = f"    prompted frame: clicks inside their own masks {pf['clicks_inside_own_mask']} of {pf['clicks']}"
+                q = pf["object_pair_iou"]
+                if q["n"]:
+                    line += f"; object pairs IoU median {q['median']:.3f} max {q['max']:.3f}"
+                print(line)
             c, n = r["masks"].get("inside_logit_median"), r["masks"].get("near_threshold_per_mask_pixel")
             if c and c["n"]:
                 print(
