@@ -407,7 +407,8 @@ struct MaskStats {
 const MARGIN: f32 = 1.0;
 
 impl MaskStats {
-    fn add(&mut self, masks: &[&[u8]], logits: &[&Plane]) {
+    /// Adds one frame; returns the IoU of each pair of its objects' masks.
+    fn add(&mut self, masks: &[&[u8]], logits: &[&Plane]) -> Vec<f64> {
         for m in masks {
             let on = m.iter().filter(|v| **v != 0).count();
             self.areas.push(on as f64 / m.len().max(1) as f64);
@@ -422,16 +423,20 @@ impl MaskStats {
             let near = l.data.iter().filter(|v| v.abs() < MARGIN).count();
             self.near_threshold.push(near as f64 / inside.len() as f64);
         }
+        let mut pairs = Vec::new();
         for (i, a) in masks.iter().enumerate() {
             for b in &masks[i + 1..] {
-                self.pair_ious.push(images::mask_iou(a, b));
+                pairs.push(images::mask_iou(a, b));
             }
         }
+        self.pair_ious.extend_from_slice(&pairs);
+        pairs
     }
 
     /// The prompted frame: each object's mask (row-major, `width` pixels a row)
-    /// with the click it was prompted by (frame pixels).
-    fn add_prompted(&mut self, prompted: &[(&[u8], [f32; 2])], width: usize) {
+    /// with the click it was prompted by (frame pixels), and the frame's pair
+    /// IoUs as `add` returned them.
+    fn add_prompted(&mut self, prompted: &[(&[u8], [f32; 2])], width: usize, pairs: Vec<f64>) {
         for (m, p) in prompted {
             let height = m.len() / width.max(1);
             let x = (p[0].max(0.0) as usize).min(width.saturating_sub(1));
@@ -439,11 +444,7 @@ impl MaskStats {
             self.clicks += 1;
             self.clicks_inside += usize::from(m.get(y * width + x).is_some_and(|v| *v != 0));
         }
-        for (i, (a, _)) in prompted.iter().enumerate() {
-            for (b, _) in &prompted[i + 1..] {
-                self.prompted_pair_ious.push(images::mask_iou(a, b));
-            }
-        }
+        self.prompted_pair_ious = pairs;
     }
 
     fn json(&self) -> serde_json::Value {
@@ -513,9 +514,8 @@ fn run(
             rss_at_warmup = status_kib("VmRSS")?;
         }
         let flat: Vec<u8> = masks.iter().flat_map(|m| m.mask.iter().copied()).collect();
-        let planes: Vec<&[u8]> = masks.iter().map(|m| m.mask.as_slice()).collect();
-        stats.add(
-            &planes,
+        let pairs = stats.add(
+            &masks.iter().map(|m| m.mask.as_slice()).collect::<Vec<_>>(),
             &masks.iter().map(|m| &m.logits).collect::<Vec<_>>(),
         );
         if i == 0 {
@@ -527,7 +527,7 @@ fn run(
                     points.get(k).map(|p| (m.mask.as_slice(), *p))
                 })
                 .collect();
-            stats.add_prompted(&prompted, img.width);
+            stats.add_prompted(&prompted, img.width, pairs);
         }
         if let Some(dir) = &args.save_masks {
             std::fs::create_dir_all(dir)?;
