@@ -7,7 +7,8 @@
 #   scripts/bench.sh                       # 1, 2, 4, 8 objects, 12 frames at 1024
 #   BENCH_OBJECTS=1,4 BENCH_FRAMES=10 scripts/bench.sh
 #   BENCH_ELEMENT=1 scripts/bench.sh       # + the element in a 1080p pipeline vs the engine
-#   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 input, 2-3 memory frames,
+#   BENCH_MODES=1 scripts/bench.sh         # + the speed modes (512 or 768 input ("768-..."
+#                                          #   the fast mode's recipe at 768), 2-3 memory frames,
 #                                          #   int8 graphs from models/quantize.py (encoder
 #                                          #   + memory attention: "int8hr" its default, the
 #                                          #   encoder's high-res path fp32; "int8" with
@@ -151,6 +152,11 @@ fi
 # anything runs.
 MODEL_1024="$OUT/$CONFIG-1024$SUFFIX"
 MODEL_512="$OUT/$CONFIG-512$SUFFIX"
+# 768 input: 48x48 tokens instead of 64x64 (the encoder ~0.56x the FLOPs, the memory
+# attention's products ~0.32x)
+MODEL_768="$OUT/$CONFIG-768$SUFFIX"
+MODEL_768_INT8HR_I8S="$OUT/$CONFIG-768$SUFFIX-int8hr-int8-scores"
+MODEL_768_I8S="$OUT/$CONFIG-768$SUFFIX-int8-scores"
 MODEL_INT8="$OUT/$CONFIG-1024$SUFFIX-int8"
 MODEL_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-scores"
 MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
@@ -163,7 +169,7 @@ MODEL_I8S_8BIT="$OUT/$CONFIG-1024$SUFFIX-int8-scores-8bit"
 MODEL_INT8HR_I8S_8BIT="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-scores-8bit"
 MODE_NAMES="${BENCH_MODE_NAMES:-mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3
     int8-i8s-mem2 int8attn-i8s-mem3 int8attn-i8s-mem2 int8hr int8hr-i8s-mem3 int8hr-i8s-mem2
-    i8s-8bit int8hr-i8s-mem2-8bit}"
+    i8s-8bit int8hr-i8s-mem2-8bit 768 768-int8hr-i8s-mem2}"
 mode_spec() { # name -> the model and the bench options of that speed mode
     case "$1" in
         mem3) echo "$MODEL_1024 --memory-frames 3" ;;
@@ -183,6 +189,8 @@ mode_spec() { # name -> the model and the bench options of that speed mode
         int8hr-i8s-mem2) echo "$MODEL_INT8HR_I8S --memory-frames 2" ;;
         i8s-8bit) echo "$MODEL_I8S_8BIT" ;;
         int8hr-i8s-mem2-8bit) echo "$MODEL_INT8HR_I8S_8BIT --memory-frames 2" ;;
+        768) echo "$MODEL_768" ;;
+        768-int8hr-i8s-mem2) echo "$MODEL_768_INT8HR_I8S --memory-frames 2" ;;
         *) die "unknown speed mode $1" ;;
     esac
 }
@@ -325,6 +333,12 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     MODE_OBJECTS="${BENCH_MODE_OBJECTS:-$OBJECTS}"
     # each model directory only when a mode that runs uses it
     if needed "$MODEL_512"; then export_model 512 "$MODEL_512"; fi
+    if needed "$MODEL_768"; then export_model 768 "$MODEL_768"; fi
+    # the fast mode's recipe at 768
+    if needed "$MODEL_768_INT8HR_I8S"; then
+        export_model 768 "$MODEL_768_I8S" "$CONFIG" --int8-attention-scores
+        quantize_model "$MODEL_768_I8S" "$MODEL_768_INT8HR_I8S"
+    fi
     # int8 everywhere (quantize.py --int8-high-res: the high-resolution path too)
     if needed "$MODEL_INT8"; then
         quantize_model "$MODEL_1024" "$MODEL_INT8" image_encoder,memory_attention --int8-high-res
