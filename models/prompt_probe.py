@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MPL-2.0
+"""Does a benchmark model follow its prompts? Part 1 of train_synthetic.py on chosen scenes,
+then an own-versus-other IoU check (issue 16, item 1).
+
+  .venv-models/bin/python models/prompt_probe.py --backgrounds target/bench/train-backgrounds \\
+      --bg grey --objects 2,2 --kinds 0 --steps 600          # the toy that does learn clicks
+  .venv-models/bin/python models/prompt_probe.py --backgrounds ... --bg real --objects 1,4 \\
+      --kinds 0,1,2 --stripes                                 # train_synthetic.py's scenes
+
+Builds the same seeded random SAM 2.1-tiny at 512 as train_synthetic.py, calibrated the
+same way, trains part 1 only (neck, high-resolution projections, prompt encoder, mask
+decoder on the frozen trunk; --steps 0: the calibrated start) on scenes of one kind: a
+grey or real background, N solid or striped shapes of the given kinds and radii. Then the
+official SAM2ImagePredictor clicks once inside each shape of 12 new scenes of that kind
+and of train_synthetic.py's own kind, takes the multimask output with the best predicted
+IoU, and prints its IoU with the clicked shape ("own") and with each other shape of the
+scene ("other"), and how many clicks lie inside their mask. A model that follows its
+prompts has own far above other; one that segments every shape has them alike.
+
+Measured so far (README, "The trained benchmark model"): 2 discs on grey 0.71 / 0.11 after
+600 steps; 2 small shapes of mixed kinds on grey 0.47 / 0.47. --backgrounds: a folder of
+video frames (bench.sh writes target/bench/train-backgrounds; any PNG/JPEG frames do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prepared  # noqa: E402
+import sam2_graphs as G  # noqa: E402
+import train_synthetic as TS  # noqa: E402
+
+SIZE = TS.TRAIN_SIZE
+EVAL_SCENES = 12
+
+
+def scene(rng, bgs, args):
+    """One frame [1, S, S, 3] uint8 and the shapes' visible masks [O, 1, S, S]."""
+    if args.bg == "grey":
+        base = Image.new("RGB", (SIZE, SIZE), (128, 128, 128))
+    else:
+        bg = bgs[rng.integers(len(bgs))]
+        w, h = bg.size
+        side = int(min(w, h) * rng.uniform(0.6, 1.0))
+        x0, y0 = rng.integers(0, w - side + 1), rng.integers(0, h - side + 1)
+        base = bg.crop((x0, y0, x0 + side, y0 + side)).resize((SIZE, SIZE))
+    n = int(rng.integers(args.objects[0], args.objects[1] + 1))
+    im, masks = base.copy(), np.zeros((n, 1, SIZE, SIZE), bool)
+    for k in range(n):
+        r = rng.uniform(*args.radius) * SIZE
+        rr = np.array([r, r * rng.uniform(0.5, 1.5)])
+        c = rng.uniform(0.2, 0.8, 2) * SIZE
+        kind = args.kinds[rng.integers(len(args.kinds))]
+        m = Image.new("L", (SIZE, SIZE), 0)
+        d = ImageDraw.Draw(m)
+        box = [c[0] - rr[0], c[1] - rr[1], c[0] + rr[0], c[1] + rr[1]]
+        if kind == 0:
+            d.ellipse(box, fill=255)
+        elif kind == 1:
+            d.rectangle(box, fill=255)
+        else:
+            angles = np.sort(rng.uniform(0, 2 * math.pi, int(rng.integers(5, 9))))
+            d.polygon([(c[0] + rr[0] * math.cos(a), c[1] + rr[1] * math.sin(a)) for a in angles], fill=255)
+        tex = Image.new("RGB", (SIZE, SIZE), tuple(int(x) for x in rng.integers(0, 256, 3)))
+        if args.stripes:
+            td = ImageDraw.Draw(tex)
+            step = max(4, int(rr[0] / 3))
+            stripe = tuple(int(x) for x in rng.integers(0, 256, 3))
+            for y in range(int(c[1] - rr[1]) - step, int(c[1] + rr[1]) + step, 2 * step):
+                td.rectangle([0, y, SIZE, y + step // 2], fill=stripe)
+        im.paste(tex, (0, 0), m.filter(ImageFilter.GaussianBlur(0.7)))
+        mk = np.array(m) > 127
+        masks[:k, 0] &= ~mk  # later shapes occlude earlier ones
+        masks[k, 0] = mk
+    return np.array(im)[None], masks
+
+
+def evaluate(model, make, seed: int) -> str:
+    """Own / other IoU and clicks inside, over EVAL_SCENES scenes from make(rng)."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    pred = SAM2ImagePredictor(model)
+    pred._bb_feat_sizes = [(SIZE // 4, SIZE // 4), (SIZE // 8, SIZE // 8), (SIZE // 16, SIZE // 16)]
+    rng = np.random.default_rng(seed)
+    own, other, inside, clicks = [], [], 0, 0
+
+    def iou(a, b):
+        return float((a & b).sum() / max(1, (a | b).sum()))
+
+    for _ in range(EVAL_SCENES):
+        pixels, masks = make(rng)
+        pred.set_image(pixels[0])
+        shown = [k for k in range(len(masks)) if masks[k, 0].sum() >= TS.MIN_PIXELS]
+        for k in shown:
+            ys, xs = np.nonzero(masks[k, 0])
+            i = rng.integers(len(xs))
+            out, scores, _ = pred.predict(
+                point_coords=np.array([[xs[i] + 0.5, ys[i] + 0.5]]), point_labels=np.array([1]), multimask_output=True
+            )
+            m = out[int(np.argmax(scores))] > 0
+            clicks += 1
+            inside += bool(m[ys[i], xs[i]])
+            own.append(iou(m, masks[k, 0]))
+            other += [iou(m, masks[j, 0]) for j in shown if j != k]
+    mean = lambda v: f"{np.mean(v):.3f}" if v else "n/a"  # noqa: E731
+    return f"own IoU {mean(own)}  other {mean(other)}  clicks inside their mask {inside}/{clicks}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backgrounds", required=True, help="folder of video frames (PNG/JPEG)")
+    ap.add_argument("--bg", choices=("grey", "real"), default="grey", help="background of the trained scenes")
+    ap.add_argument("--objects", default="2,2", help="min,max shapes per scene")
+    ap.add_argument("--kinds", default="0", help="shape kinds: 0 ellipse, 1 rectangle, 2 polygon")
+    ap.add_argument("--radius", default="0.06,0.3", help="min,max radius as a share of the side")
+    ap.add_argument("--stripes", action="store_true", help="two-colour striped shapes")
+    ap.add_argument("--steps", type=int, default=600, help="part-1 steps (0: the calibrated start)")
+    ap.add_argument("--frames", type=int, default=128, help="distinct training scenes")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--pe-scale", type=float, default=1.0, help="prompt encoder positional frequencies x")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", help="also write the checkpoint ({'model': state_dict})")
+    args = ap.parse_args(argv)
+    args.objects = [int(x) for x in args.objects.split(",")]
+    args.kinds = [int(x) for x in args.kinds.split(",")]
+    args.radius = [float(x) for x in args.radius.split(",")]
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    bgs = TS.load_backgrounds(args.backgrounds)
+
+    model, _ = G.build_model("sam2.1_hiera_t", image_size=SIZE, seed=0)
+    model.eval()
+    with torch.no_grad():
+        G.bias_object_scores(model, TS.TRAIN_OBJECT_SCORE_BIAS)
+        G.centre_hypernetworks(model)
+        G.scale_high_res_features(model, TS.HIGH_RES_GAIN)
+        model.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(args.pe_scale)
+    if args.steps:
+        rng, frames, t0 = np.random.default_rng(0), [], time.time()
+        with torch.no_grad():
+            for _ in range(args.frames):
+                pixels, masks = scene(rng, bgs, args)
+                frames.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
+        print(f"{args.frames} scenes through the trunk in {time.time() - t0:.0f} s", flush=True)
+
+        def still(step):
+            trunk, masks = frames[step % len(frames)]
+            return (*TS.features_from_trunk(model, trunk), masks)
+
+        TS.train(model, "prompts", args.steps, args.lr, TS.frozen_for_prompts, still)
+    print("these scenes:           " + evaluate(model, lambda r: scene(r, bgs, args), 777), flush=True)
+    print("train_synthetic scenes: " + evaluate(model, lambda r: TS.make_clip(r, bgs, SIZE, frames=1), 777))
+    if args.out:
+        torch.save({"model": {k: v.detach().clone() for k, v in model.state_dict().items()}}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
