@@ -4,7 +4,7 @@
 then an own-versus-other IoU check (issue 16, item 1).
 
   .venv-models/bin/python models/prompt_probe.py --backgrounds target/bench/train-backgrounds \\
-      --bg grey --objects 2,2 --kinds 0 --steps 600          # the toy that does learn clicks
+      --bg grey --objects 2,2 --kinds 0 --steps 600          # two discs on grey
   .venv-models/bin/python models/prompt_probe.py --backgrounds ... --bg real --objects 1,4 \\
       --kinds 0,1,2 --stripes                                 # train_synthetic.py's scenes
 
@@ -18,8 +18,9 @@ IoU, and prints its IoU with the clicked shape ("own") and with each other shape
 scene ("other"), and how many clicks lie inside their mask. A model that follows its
 prompts has own far above other; one that segments every shape has them alike.
 
-Measured so far (README, "The trained benchmark model"): 2 discs on grey 0.71 / 0.11 after
-600 steps; 2 small shapes of mixed kinds on grey 0.47 / 0.47. --backgrounds: a folder of
+Measured so far (README, "The trained benchmark model"; 600 steps): two discs on grey placed
+anywhere (the first example) 0.49 / 0.49; 2 small shapes of mixed kinds on grey 0.47 / 0.47.
+Run S15's toy, two discs on grey placed by a script that was not kept, gave 0.71 / 0.11. --backgrounds: a folder of
 video frames (bench.sh writes target/bench/train-backgrounds; any PNG/JPEG frames do).
 """
 
