@@ -48,30 +48,10 @@ from PIL import Image  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import prepared  # noqa: E402
+from files import cpu_info  # noqa: E402
 import sam2_graphs as G  # noqa: E402
 
 STAGES = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
-
-
-# The CPU flags that decide which kernels ONNX Runtime and PyTorch can use (as
-# examples/bench.rs records them).
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_info() -> dict:
-    """This machine's CPU as every RESULT line records it (/proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        text = ""
-    fields = {}
-    for line in text.splitlines():
-        k, _, v = line.partition(":")
-        fields.setdefault(k.strip(), v.strip())
-    flags = fields.get("flags", "").split()
-    logical = sum(1 for line in text.splitlines() if line.startswith("processor"))
-    return {"model": fields.get("model name", ""), "logical_cpus": logical, "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
 def matmul_gflops(n: int = 4096, reps: int = 3) -> float:

@@ -6,6 +6,33 @@ from __future__ import annotations
 
 import hashlib
 
+# The CPU flags that decide which kernels ONNX Runtime and PyTorch can use (as
+# examples/bench.rs records them).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_fields() -> tuple[dict, int]:
+    """/proc/cpuinfo's fields as the first processor lists them, and the number of logical
+    CPUs ({} and 0 where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    fields = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        fields.setdefault(k.strip(), v.strip())
+    logical = sum(1 for line in text.splitlines() if line.startswith("processor"))
+    return fields, logical
+
+
+def cpu_info() -> dict:
+    """This machine's CPU as every RESULT line records it."""
+    fields, logical = cpu_fields()
+    flags = fields.get("flags", "").split()
+    return {"model": fields.get("model name", ""), "logical_cpus": logical, "flags": [f for f in CPU_FLAGS if f in flags]}
+
 
 def sha256(path: str) -> str:
     """Hex SHA-256 of the file at `path`, read in 1 MiB chunks."""

@@ -33,6 +33,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+from files import cpu_fields, cpu_info  # noqa: E402
+
 # (group, name, M, N, K, B transposed): the products of the graphs at 1024 (4096 tokens of
 # 256 channels at stride 16), as models/sam2_graphs.py writes them.
 SHAPES = [
@@ -51,26 +54,16 @@ SHAPES = [
     ("encoder", "stage 3 MLP down 1536 -> 384", 4096, 384, 1536, False),
 ]
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile")
-
 
 def cpu_line() -> str:
-    fields, logical = {}, 0
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "processor":
-                    logical += 1
-                elif key not in fields:
-                    fields[key] = value.strip()
-    except OSError:
+    """The CPU as bench.sh's RESULT lines record it (models/files.py), with its family and model."""
+    fields, _ = cpu_fields()
+    c = cpu_info()
+    if not fields:
         return "CPU: unknown (no /proc/cpuinfo)"
-    flags = set(fields.get("flags", "").split())
     return (
-        f"CPU: {fields.get('model name', '?')} (family {fields.get('cpu family', '?')} model "
-        f"{fields.get('model', '?')}; {logical} logical CPUs; flags: {' '.join(f for f in CPU_FLAGS if f in flags)})"
+        f"CPU: {c['model'] or '?'} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}; "
+        f"{c['logical_cpus']} logical CPUs; flags: {' '.join(c['flags'])})"
     )
 
 
