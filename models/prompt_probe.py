@@ -22,6 +22,13 @@ Measured so far (README, "The trained benchmark model"; 600 steps): two discs on
 anywhere (the first example) 0.49 / 0.49; 2 small shapes of mixed kinds on grey 0.47 / 0.47.
 Run S15's toy, two discs on grey placed by a script that was not kept, gave 0.71 / 0.11. --backgrounds: a folder of
 video frames (bench.sh writes target/bench/train-backgrounds; any PNG/JPEG frames do).
+
+Start options: --pe-scale multiplies the prompt encoder's positional frequencies; --align G
+sets q_proj = k_proj = G x one orthonormal projection (biases zero) in the decoder attentions
+that add positional encodings on both sides, so that at the start a click's token and the
+image positions near it attend to each other; --feat-scale S scales the FPN neck's outputs
+(its convs) so the positional encodings weigh more; --freeze a,b also keeps the parameters
+whose names contain a or b frozen in part 1 (e.g. q_proj,k_proj or conv_s0,conv_s1).
 """
 
 from __future__ import annotations
@@ -86,6 +93,23 @@ def scene(rng, bgs, args):
     return np.array(im)[None], masks
 
 
+def align_decoder_attention(model, gain: float) -> None:
+    """q_proj = k_proj = gain x one orthonormal projection in every decoder attention that
+    adds positional encodings on both sides, so that at the start a click token attends to
+    the image positions near the click and they to it."""
+    t = model.sam_mask_decoder.transformer
+    g = torch.Generator().manual_seed(1)
+    for att in [m for layer in t.layers for m in (layer.cross_attn_token_to_image, layer.cross_attn_image_to_token)] + [
+        t.final_attn_token_to_image
+    ]:
+        out_dim, in_dim = att.q_proj.weight.shape
+        w, _ = torch.linalg.qr(torch.randn(in_dim, out_dim, generator=g))
+        att.q_proj.weight.copy_(gain * w.T)
+        att.k_proj.weight.copy_(gain * w.T)
+        att.q_proj.bias.zero_()
+        att.k_proj.bias.zero_()
+
+
 def evaluate(model, make, seed: int) -> str:
     """Own / other IoU and clicks inside, over EVAL_SCENES scenes from make(rng)."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -129,6 +153,11 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=128, help="distinct training scenes")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--pe-scale", type=float, default=1.0, help="prompt encoder positional frequencies x")
+    ap.add_argument("--align", type=float, default=0.0,
+                    help="decoder attention with PE on both sides: q and k projections set to one "
+                         "orthonormal projection x this gain (0: random as built)")
+    ap.add_argument("--feat-scale", type=float, default=1.0, help="FPN neck outputs x (its convs scaled)")
+    ap.add_argument("--freeze", default="", help="comma-separated parameter-name substrings also kept frozen")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="also write the checkpoint ({'model': state_dict})")
     args = ap.parse_args(argv)
@@ -146,6 +175,11 @@ def main(argv=None) -> int:
         G.centre_hypernetworks(model)
         G.scale_high_res_features(model, TS.HIGH_RES_GAIN)
         model.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(args.pe_scale)
+        if args.align:
+            align_decoder_attention(model, args.align)
+        for conv in model.image_encoder.neck.convs:
+            conv.conv.weight.mul_(args.feat_scale)
+            conv.conv.bias.mul_(args.feat_scale)
     if args.steps:
         rng, frames, t0 = np.random.default_rng(0), [], time.time()
         with torch.no_grad():
@@ -158,7 +192,12 @@ def main(argv=None) -> int:
             trunk, masks = frames[step % len(frames)]
             return (*TS.features_from_trunk(model, trunk), masks)
 
-        TS.train(model, "prompts", args.steps, args.lr, TS.frozen_for_prompts, still)
+        extra = [x for x in args.freeze.split(",") if x]
+
+        def frozen(name):
+            return TS.frozen_for_prompts(name) or any(x in name for x in extra)
+
+        TS.train(model, "prompts", args.steps, args.lr, frozen, still)
     print("these scenes:           " + evaluate(model, lambda r: scene(r, bgs, args), 777), flush=True)
     print("train_synthetic scenes: " + evaluate(model, lambda r: TS.make_clip(r, bgs, SIZE, frames=1), 777))
     if args.out:
