@@ -29,6 +29,13 @@ that add positional encodings on both sides, so that at the start a click's toke
 image positions near it attend to each other; --feat-scale S scales the FPN neck's outputs
 (its convs) so the positional encodings weigh more; --freeze a,b also keeps the parameters
 whose names contain a or b frozen in part 1 (e.g. q_proj,k_proj or conv_s0,conv_s1).
+--centre-neck sets the neck convs' biases so that they cancel the trunk outputs' mean over
+the training scenes (most of a random trunk's output is one constant vector).
+--grouping prints, per trunk level, how much of its output is one constant vector, a fixed
+map of positions and image content, and whether the content groups a shape's positions
+(cosine within a shape, between shapes, shape to background, each scene's mean removed).
+Loss option: --best-of-3 trains with SAM's multimask loss (of a click's three masks only the
+one with the lowest loss counts) instead of train_synthetic.py's mean over the three.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import train_synthetic as TS  # noqa: E402
 
 SIZE = TS.TRAIN_SIZE
 EVAL_SCENES = 12
+GROUPING_SCENES = 16
 
 
 def scene(rng, bgs, args):
@@ -110,6 +118,44 @@ def align_decoder_attention(model, gain: float) -> None:
         att.k_proj.bias.zero_()
 
 
+@torch.no_grad()
+def trunk_grouping(frames) -> None:
+    """Per trunk level over frames [(trunk outputs, masks)]: energy shares of the constant
+    vector (mean over scenes and positions), of the fixed positional map (mean over scenes)
+    and of the rest; then, with each scene's mean removed, the mean cosine of feature pairs
+    within one shape, between two shapes and between a shape and the background."""
+    for level in range(len(frames[0][0])):
+        X = torch.stack([trunk[level][0] for trunk, _ in frames])  # N, C, h, w
+        energy = X.pow(2).sum()
+        const = X.mean(dim=(0, 2, 3), keepdim=True).expand_as(X).pow(2).sum() / energy
+        posmap = X.mean(dim=0, keepdim=True).expand_as(X).pow(2).sum() / energy
+        same, other, bg = [], [], []
+        for (trunk, masks), x in zip(frames, X):
+            C, h, w = x.shape
+            m = torch.nn.functional.interpolate(torch.from_numpy(masks).float(), size=(h, w), mode="area")[:, 0] > 0.5
+            groups = [g.reshape(-1) for g in m if g.sum() >= 2]
+            y = x.reshape(C, -1).T
+            y = torch.nn.functional.normalize(y - y.mean(0, keepdim=True), dim=1)
+            back = ~m.reshape(len(m), -1).any(0)
+            same += [(y[g] @ y[g].T).mean().item() for g in groups]
+            other += [(y[a] @ y[b].T).mean().item() for i, a in enumerate(groups) for b in groups[i + 1 :]]
+            bg += [(y[g] @ y[back].T).mean().item() for g in groups if back.any()]
+        print(f"trunk level {level} ({h}x{w}): energy constant {const:.3f}, fixed positional map "
+              f"{posmap - const:.3f}, content {1 - posmap:.3f}; content cosine within a shape "
+              f"{np.mean(same):.2f}, between shapes {np.mean(other):.2f}, shape-background {np.mean(bg):.2f}", flush=True)
+
+
+@torch.no_grad()
+def centre_neck(model, trunks) -> None:
+    """Neck conv i reads trunk level n - i (1x1 convs): bias -= W . mean of that level."""
+    convs = model.image_encoder.neck.convs
+    n = len(convs) - 1
+    for level in range(n + 1):
+        mean = torch.stack([t[level].mean(dim=(0, 2, 3)) for t in trunks]).mean(0)
+        conv = convs[n - level].conv
+        conv.bias.sub_(conv.weight[:, :, 0, 0] @ mean)
+
+
 def evaluate(model, make, seed: int) -> str:
     """Own / other IoU and clicks inside, over EVAL_SCENES scenes from make(rng)."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -158,6 +204,12 @@ def main(argv=None) -> int:
                          "orthonormal projection x this gain (0: random as built)")
     ap.add_argument("--feat-scale", type=float, default=1.0, help="FPN neck outputs x (its convs scaled)")
     ap.add_argument("--freeze", default="", help="comma-separated parameter-name substrings also kept frozen")
+    ap.add_argument("--centre-neck", action="store_true",
+                    help="neck conv biases cancel the trunk outputs' mean over the training scenes")
+    ap.add_argument("--grouping", action="store_true",
+                    help="print the trunk features' constant / positional / content shares and grouping")
+    ap.add_argument("--best-of-3", action="store_true",
+                    help="multimask loss: the lowest of the three masks' losses (SAM's), not their mean")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="also write the checkpoint ({'model': state_dict})")
     args = ap.parse_args(argv)
@@ -187,6 +239,10 @@ def main(argv=None) -> int:
                 pixels, masks = scene(rng, bgs, args)
                 frames.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
         print(f"{args.frames} scenes through the trunk in {time.time() - t0:.0f} s", flush=True)
+        if args.grouping:
+            trunk_grouping(frames[:GROUPING_SCENES])
+        if args.centre_neck:
+            centre_neck(model, [trunk for trunk, _ in frames])
 
         def still(step):
             trunk, masks = frames[step % len(frames)]
@@ -197,6 +253,14 @@ def main(argv=None) -> int:
         def frozen(name):
             return TS.frozen_for_prompts(name) or any(x in name for x in extra)
 
+        if args.best_of_3:
+            mean_loss = TS.mask_loss
+
+            def best_loss(logits, target):
+                per_mask = mean_loss(logits, target)  # [B, M]
+                return per_mask.min(dim=-1, keepdim=True).values if per_mask.shape[-1] > 1 else per_mask
+
+            TS.mask_loss = best_loss  # track_loss looks it up at each call
         TS.train(model, "prompts", args.steps, args.lr, frozen, still)
     print("these scenes:           " + evaluate(model, lambda r: scene(r, bgs, args), 777), flush=True)
     print("train_synthetic scenes: " + evaluate(model, lambda r: TS.make_clip(r, bgs, SIZE, frames=1), 777))
