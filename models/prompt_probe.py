@@ -34,6 +34,12 @@ the training scenes (most of a random trunk's output is one constant vector).
 --grouping prints, per trunk level, how much of its output is one constant vector, a fixed
 map of positions and image content, and whether the content groups a shape's positions
 (cosine within a shape, between shapes, shape to background, each scene's mean removed).
+Prompt options: --prompts boxes|clicks trains with one kind only (default: train_synthetic's
+mix, a third boxes), and boxes are then also what the evaluation gives (its box centre
+must lie inside the mask); --invisible leaves the shapes undrawn, so that only the prompt
+says where the target is (can the decoder read a prompt's position and extent at all?);
+--invisible-steps N trains the first N steps on such undrawn scenes, then the rest on drawn
+ones (a curriculum: the prompt's geometry first, then the image).
 Loss option: --best-of-3 trains with SAM's multimask loss (of a click's three masks only the
 one with the lowest loss counts) instead of train_synthetic.py's mean over the three.
 """
@@ -94,7 +100,8 @@ def scene(rng, bgs, args):
             stripe = tuple(int(x) for x in rng.integers(0, 256, 3))
             for y in range(int(c[1] - rr[1]) - step, int(c[1] + rr[1]) + step, 2 * step):
                 td.rectangle([0, y, SIZE, y + step // 2], fill=stripe)
-        im.paste(tex, (0, 0), m.filter(ImageFilter.GaussianBlur(0.7)))
+        if not args.invisible:
+            im.paste(tex, (0, 0), m.filter(ImageFilter.GaussianBlur(0.7)))
         mk = np.array(m) > 127
         masks[:k, 0] &= ~mk  # later shapes occlude earlier ones
         masks[k, 0] = mk
@@ -156,14 +163,30 @@ def centre_neck(model, trunks) -> None:
         conv.bias.sub_(conv.weight[:, :, 0, 0] @ mean)
 
 
-def evaluate(model, make, seed: int) -> str:
-    """Own / other IoU and clicks inside, over EVAL_SCENES scenes from make(rng)."""
+class ForcedPrompt:
+    """An rng for train_synthetic.prompts_for whose box-or-click draw always gives u
+    (0: a box, 1: a click); every other draw comes from the real rng."""
+
+    def __init__(self, rng, u: float):
+        self.rng, self.u = rng, u
+
+    def random(self):
+        self.rng.random()
+        return self.u
+
+    def integers(self, *a, **k):
+        return self.rng.integers(*a, **k)
+
+
+def evaluate(model, make, seed: int, boxes: bool = False) -> str:
+    """Own / other IoU, prompts inside and mask area, over EVAL_SCENES scenes from make(rng);
+    one click per shape, or its box (boxes=True)."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     pred = SAM2ImagePredictor(model)
     pred._bb_feat_sizes = [(SIZE // 4, SIZE // 4), (SIZE // 8, SIZE // 8), (SIZE // 16, SIZE // 16)]
     rng = np.random.default_rng(seed)
-    own, other, inside, clicks = [], [], 0, 0
+    own, other, area, shape_area, inside, clicks = [], [], [], [], 0, 0
 
     def iou(a, b):
         return float((a & b).sum() / max(1, (a | b).sum()))
@@ -175,16 +198,27 @@ def evaluate(model, make, seed: int) -> str:
         for k in shown:
             ys, xs = np.nonzero(masks[k, 0])
             i = rng.integers(len(xs))
-            out, scores, _ = pred.predict(
-                point_coords=np.array([[xs[i] + 0.5, ys[i] + 0.5]]), point_labels=np.array([1]), multimask_output=True
-            )
+            if boxes:
+                out, scores, _ = pred.predict(
+                    box=np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]), multimask_output=False
+                )
+                py, px = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
+            else:
+                out, scores, _ = pred.predict(
+                    point_coords=np.array([[xs[i] + 0.5, ys[i] + 0.5]]), point_labels=np.array([1]), multimask_output=True
+                )
+                py, px = ys[i], xs[i]
             m = out[int(np.argmax(scores))] > 0
             clicks += 1
-            inside += bool(m[ys[i], xs[i]])
+            inside += bool(m[py, px])
+            area.append(float(m.mean()))
+            shape_area.append(float(masks[k, 0].mean()))
             own.append(iou(m, masks[k, 0]))
             other += [iou(m, masks[j, 0]) for j in shown if j != k]
     mean = lambda v: f"{np.mean(v):.3f}" if v else "n/a"  # noqa: E731
-    return f"own IoU {mean(own)}  other {mean(other)}  clicks inside their mask {inside}/{clicks}"
+    what = "box centres" if boxes else "clicks"
+    return (f"own IoU {mean(own)}  other {mean(other)}  {what} inside their mask {inside}/{clicks}  "
+            f"mask area {mean(area)} of the frame (shapes {mean(shape_area)})")
 
 
 def main(argv=None) -> int:
@@ -208,6 +242,11 @@ def main(argv=None) -> int:
                     help="neck conv biases cancel the trunk outputs' mean over the training scenes")
     ap.add_argument("--grouping", action="store_true",
                     help="print the trunk features' constant / positional / content shares and grouping")
+    ap.add_argument("--prompts", choices=("mixed", "boxes", "clicks"), default="mixed",
+                    help="training prompts (mixed: train_synthetic's, a third boxes); boxes: evaluated with boxes")
+    ap.add_argument("--invisible", action="store_true", help="shapes not drawn: only the prompt shows the target")
+    ap.add_argument("--invisible-steps", type=int, default=0,
+                    help="the first N steps on undrawn scenes (then drawn ones): --steps counts both")
     ap.add_argument("--best-of-3", action="store_true",
                     help="multimask loss: the lowest of the three masks' losses (SAM's), not their mean")
     ap.add_argument("--threads", type=int, default=2)
@@ -244,8 +283,17 @@ def main(argv=None) -> int:
         if args.centre_neck:
             centre_neck(model, [trunk for trunk, _ in frames])
 
+        undrawn = []
+        if args.invisible_steps:
+            plain = argparse.Namespace(**{**vars(args), "invisible": True})
+            with torch.no_grad():
+                for _ in range(args.frames):
+                    pixels, masks = scene(rng, bgs, plain)
+                    undrawn.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
+
         def still(step):
-            trunk, masks = frames[step % len(frames)]
+            pool = undrawn if step < args.invisible_steps else frames
+            trunk, masks = pool[step % len(pool)]
             return (*TS.features_from_trunk(model, trunk), masks)
 
         extra = [x for x in args.freeze.split(",") if x]
@@ -261,9 +309,14 @@ def main(argv=None) -> int:
                 return per_mask.min(dim=-1, keepdim=True).values if per_mask.shape[-1] > 1 else per_mask
 
             TS.mask_loss = best_loss  # track_loss looks it up at each call
+        if args.prompts != "mixed":
+            by_kind = TS.prompts_for
+            u = 0.0 if args.prompts == "boxes" else 1.0
+            TS.prompts_for = lambda rng, masks: by_kind(ForcedPrompt(rng, u), masks)
         TS.train(model, "prompts", args.steps, args.lr, frozen, still)
-    print("these scenes:           " + evaluate(model, lambda r: scene(r, bgs, args), 777), flush=True)
-    print("train_synthetic scenes: " + evaluate(model, lambda r: TS.make_clip(r, bgs, SIZE, frames=1), 777))
+    boxes = args.prompts == "boxes"
+    print("these scenes:           " + evaluate(model, lambda r: scene(r, bgs, args), 777, boxes), flush=True)
+    print("train_synthetic scenes: " + evaluate(model, lambda r: TS.make_clip(r, bgs, SIZE, frames=1), 777, boxes))
     if args.out:
         torch.save({"model": {k: v.detach().clone() for k, v in model.state_dict().items()}}, args.out)
     return 0
