@@ -29,6 +29,8 @@ that add positional encodings on both sides, so that at the start a click's toke
 image positions near it attend to each other; --feat-scale S scales the FPN neck's outputs
 (its convs) so the positional encodings weigh more; --freeze a,b also keeps the parameters
 whose names contain a or b frozen in part 1 (e.g. q_proj,k_proj or conv_s0,conv_s1).
+--plain-start skips train_synthetic's calibration of the start (centred hypernetworks,
+scaled-down high-resolution projections; the object-score bias stays).
 --centre-neck sets the neck convs' biases so that they cancel the trunk outputs' mean over
 the training scenes (most of a random trunk's output is one constant vector).
 --grouping prints, per trunk level, how much of its output is one constant vector, a fixed
@@ -238,6 +240,9 @@ def main(argv=None) -> int:
                          "orthonormal projection x this gain (0: random as built)")
     ap.add_argument("--feat-scale", type=float, default=1.0, help="FPN neck outputs x (its convs scaled)")
     ap.add_argument("--freeze", default="", help="comma-separated parameter-name substrings also kept frozen")
+    ap.add_argument("--plain-start", action="store_true",
+                    help="skip train_synthetic's calibration (centred hypernetworks, high-res gain); "
+                         "the object-score bias stays")
     ap.add_argument("--centre-neck", action="store_true",
                     help="neck conv biases cancel the trunk outputs' mean over the training scenes")
     ap.add_argument("--grouping", action="store_true",
@@ -263,8 +268,9 @@ def main(argv=None) -> int:
     model.eval()
     with torch.no_grad():
         G.bias_object_scores(model, TS.TRAIN_OBJECT_SCORE_BIAS)
-        G.centre_hypernetworks(model)
-        G.scale_high_res_features(model, TS.HIGH_RES_GAIN)
+        if not args.plain_start:
+            G.centre_hypernetworks(model)
+            G.scale_high_res_features(model, TS.HIGH_RES_GAIN)
         model.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(args.pe_scale)
         if args.align:
             align_decoder_attention(model, args.align)
