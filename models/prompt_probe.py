@@ -110,6 +110,16 @@ def scene(rng, bgs, args):
     return np.array(im)[None], masks
 
 
+@torch.no_grad()
+def through_trunk(model, rng, bgs, args) -> list:
+    """args.frames new scenes of args' kind: [(the frozen trunk's outputs, masks)]."""
+    out = []
+    for _ in range(args.frames):
+        pixels, masks = scene(rng, bgs, args)
+        out.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
+    return out
+
+
 def align_decoder_attention(model, gain: float) -> None:
     """q_proj = k_proj = gain x one orthonormal projection in every decoder attention that
     adds positional encodings on both sides, so that at the start a click token attends to
@@ -278,11 +288,8 @@ def main(argv=None) -> int:
             conv.conv.weight.mul_(args.feat_scale)
             conv.conv.bias.mul_(args.feat_scale)
     if args.steps:
-        rng, frames, t0 = np.random.default_rng(0), [], time.time()
-        with torch.no_grad():
-            for _ in range(args.frames):
-                pixels, masks = scene(rng, bgs, args)
-                frames.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
+        rng, t0 = np.random.default_rng(0), time.time()
+        frames = through_trunk(model, rng, bgs, args)
         print(f"{args.frames} scenes through the trunk in {time.time() - t0:.0f} s", flush=True)
         if args.grouping:
             trunk_grouping(frames[:GROUPING_SCENES])
@@ -291,11 +298,7 @@ def main(argv=None) -> int:
 
         undrawn = []
         if args.invisible_steps:
-            plain = argparse.Namespace(**{**vars(args), "invisible": True})
-            with torch.no_grad():
-                for _ in range(args.frames):
-                    pixels, masks = scene(rng, bgs, plain)
-                    undrawn.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
+            undrawn = through_trunk(model, rng, bgs, argparse.Namespace(**{**vars(args), "invisible": True}))
 
         def still(step):
             pool = undrawn if step < args.invisible_steps else frames
@@ -311,8 +314,7 @@ def main(argv=None) -> int:
             mean_loss = TS.mask_loss
 
             def best_loss(logits, target):
-                per_mask = mean_loss(logits, target)  # [B, M]
-                return per_mask.min(dim=-1, keepdim=True).values if per_mask.shape[-1] > 1 else per_mask
+                return mean_loss(logits, target).min(dim=-1, keepdim=True).values  # [B, M] -> [B, 1]
 
             TS.mask_loss = best_loss  # track_loss looks it up at each call
         if args.prompts != "mixed":
