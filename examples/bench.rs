@@ -605,9 +605,22 @@ fn run(
     if !ious.is_empty() {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        // ious runs frame by frame, `count` masks a frame: where the lowest one is, and
+        // the lowest on the prompted frame (0) and on the tracked frames apart
+        let (lowest, _) = ious
+            .iter()
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |best, (k, &v)| if v < best.1 { (k, v) } else { best },
+            );
+        let (prompted, tracked) = ious.split_at(count.min(ious.len()));
         result["iou_vs_reference"] = serde_json::json!({
             "mean": mean(&ious),
             "min": min(&ious),
+            "min_at": {"frame": lowest / count, "object": lowest % count},
+            "prompted_frame_min": min(prompted),
+            "tracked_frames_min": if tracked.is_empty() { None } else { Some(min(tracked)) },
             "background_mean": mean(&bg_ious),
             "background_min": min(&bg_ious),
             "masks": ious.len(),

@@ -69,7 +69,6 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import prepared  # noqa: E402
 import sam2_graphs as G  # noqa: E402
 import train_synthetic as TS  # noqa: E402
 
@@ -118,16 +117,6 @@ def scene(rng, bgs, args):
         masks[:k, 0] &= ~mk  # later shapes occlude earlier ones
         masks[k, 0] = mk
     return np.array(im)[None], masks
-
-
-@torch.no_grad()
-def through_trunk(model, rng, bgs, args) -> list:
-    """args.frames new scenes of args' kind: [(the frozen trunk's outputs, masks)]."""
-    out = []
-    for _ in range(args.frames):
-        pixels, masks = scene(rng, bgs, args)
-        out.append(([x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))], masks))
-    return out
 
 
 def align_decoder_attention(model, gain: float) -> None:
@@ -194,29 +183,26 @@ def gradient_part(name: str) -> str:
     return ".".join(parts[:2])
 
 
-def watch_gradients(model, every: int) -> None:
-    """Wraps the gradient clipping that train_synthetic.train calls after each backward
-    pass: every `every` calls, prints the gradient norm per part of the model (before
-    clipping), largest first, with the parts' weight norms."""
-    clip = torch.nn.utils.clip_grad_norm_
-    calls = [0]
+def gradient_report(model, every: int):
+    """An after_backward hook for train_synthetic.train: every `every` steps, prints the
+    gradient norm per part of the model (before clipping), largest first, with the parts'
+    weight norms."""
 
-    def report_then_clip(params, *a, **k):
-        if calls[0] % every == 0:
-            grad, weight = {}, {}
-            for name, p in model.named_parameters():
-                if p.grad is not None:
-                    part = gradient_part(name)
-                    grad[part] = grad.get(part, 0.0) + p.grad.pow(2).sum().item()
-                    weight[part] = weight.get(part, 0.0) + p.detach().pow(2).sum().item()
-            total = math.sqrt(sum(grad.values()))
-            print(f"gradients at step {calls[0]}: total {total:.3g}", flush=True)
-            for part in sorted(grad, key=lambda x: -grad[x]):
-                print(f"    {part:64s} {math.sqrt(grad[part]):10.3g}  (weights {math.sqrt(weight[part]):.3g})")
-        calls[0] += 1
-        return clip(params, *a, **k)
+    def report(step: int) -> None:
+        if step % every:
+            return
+        grad, weight = {}, {}
+        for name, p in model.named_parameters():
+            if p.grad is not None:
+                part = gradient_part(name)
+                grad[part] = grad.get(part, 0.0) + p.grad.pow(2).sum().item()
+                weight[part] = weight.get(part, 0.0) + p.detach().pow(2).sum().item()
+        total = math.sqrt(sum(grad.values()))
+        print(f"gradients at step {step}: total {total:.3g}", flush=True)
+        for part in sorted(grad, key=lambda x: -grad[x]):
+            print(f"    {part:64s} {math.sqrt(grad[part]):10.3g}  (weights {math.sqrt(weight[part]):.3g})")
 
-    torch.nn.utils.clip_grad_norm_ = report_then_clip
+    return report
 
 
 class ForcedPrompt:
@@ -335,7 +321,7 @@ def main(argv=None) -> int:
             conv.conv.bias.mul_(args.feat_scale)
     if args.steps:
         rng, t0 = np.random.default_rng(0), time.time()
-        frames = through_trunk(model, rng, bgs, args)
+        frames = TS.through_trunk(model, args.frames, lambda: scene(rng, bgs, args))
         print(f"{args.frames} scenes through the trunk in {time.time() - t0:.0f} s", flush=True)
         if args.grouping:
             trunk_grouping(frames[:GROUPING_SCENES])
@@ -344,7 +330,8 @@ def main(argv=None) -> int:
 
         undrawn = []
         if args.invisible_steps:
-            undrawn = through_trunk(model, rng, bgs, argparse.Namespace(**{**vars(args), "invisible": True}))
+            hidden = argparse.Namespace(**{**vars(args), "invisible": True})
+            undrawn = TS.through_trunk(model, args.frames, lambda: scene(rng, bgs, hidden))
 
         def still(step):
             pool = undrawn if step < args.invisible_steps else frames
@@ -367,9 +354,8 @@ def main(argv=None) -> int:
             by_kind = TS.prompts_for
             u = 0.0 if args.prompts == "boxes" else 1.0
             TS.prompts_for = lambda rng, masks: by_kind(ForcedPrompt(rng, u), masks)
-        if args.grad_norms:
-            watch_gradients(model, args.grad_norms)
-        TS.train(model, "prompts", args.steps, args.lr, frozen, still)
+        report = gradient_report(model, args.grad_norms) if args.grad_norms else None
+        TS.train(model, "prompts", args.steps, args.lr, frozen, still, after_backward=report)
     boxes = args.prompts == "boxes"
     print("these scenes:           " + evaluate(model, lambda r: scene(r, bgs, args), 777, boxes), flush=True)
     print("train_synthetic scenes: " + evaluate(model, lambda r: TS.make_clip(r, bgs, SIZE, frames=1), 777, boxes))

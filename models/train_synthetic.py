@@ -20,12 +20,20 @@ a click or a box on each shape, the shape's visible mask as the target.
    edges apart, and the trainable neck learns to read them. The start is calibrated as the
    micro golden model's (centred hypernetworks, high-resolution projections scaled down);
    the learning rate is PROMPT_LR (see there).
-2. Tracking (--steps, CLIP_FRAMES-frame clips): with the image encoder, prompt encoder
-   and mask decoder now frozen, the memory attention, memory encoder and object-pointer
-   projections learn to follow every shape of a clip from its first-frame prompt, through
-   the official model's own tracking step (memory bank and object pointers included,
-   gradients through the memories), all shapes of a clip in one batch. (A decoder trained
-   on in this part unlearned the prompts.)
+2. Tracking (--steps, clips of --clip-frames frames): with the image encoder, prompt
+   encoder and mask decoder now frozen, the memory attention, memory encoder and
+   object-pointer projections learn to follow every shape of a clip from its first-frame
+   prompt, through the official model's own tracking step (memory bank and object
+   pointers included, gradients through the memories), all shapes of a clip in one batch.
+   (A decoder trained on in this part unlearned the prompts.) This part adds little: on
+   the last tracked frame own/other IoU 0.30/0.27 after it, 0.27/0.24 before (S18).
+   Tried in S19, not the default: memories encoded from the true masks (--teacher-forcing,
+   at --lr 1e-4; from predicted memories at 2e-4 the tracked masks of grey clips went
+   empty), 200 steps on grey clips with the shapes left out (--grey-track-steps) then 400
+   on drawn 2-frame clips: own/other 0.335/0.187 on the check's tracked frames, but on a
+   real video (bench.sh) the tracked masks went empty (9 of 12 frames at 1 object), most
+   likely because the true masks' memories (+10 inside) are far stronger than those of
+   the model's own low-confidence masks (logits ~0.4 inside) that it tracks from there.
 
 After each part it prints a check on new clips: each mask's IoU with its own shape and
 with the scene's other shapes, on the prompted and on the last tracked frame.
@@ -73,10 +81,17 @@ TRAIN_OBJECT_SCORE_BIAS = 10.0
 # The starting point's high-resolution projections, scaled as the micro golden model's
 # (sam2_graphs.GOLDEN_CALIBRATION): at their random scale they decide every pixel alike.
 HIGH_RES_GAIN = 0.1
+# The frames of part 1's first steps (and of part 2's with --grey-track-steps): the shapes left out.
+GREY = (128, 128, 128)
 # Part 1's learning rate. At 1e-3 (AdamW) the masks collapse to empty within ~100 steps
 # and the gradient reaching the decoder's transformer and the prompt encoder falls ~1000-fold:
 # the prompt path never trains (S17-S18, models/prompt_probe.py).
 PROMPT_LR = 2e-4
+# Part 2's learning rate.
+TRACK_LR = 5e-4
+# --teacher-forcing: memories encoded from the true masks, as the official mask-input
+# logits (SAM 2 turns an input mask into an output as +10 inside, -10 outside).
+TEACHER_LOGIT = 10.0
 # Seed of the check's prompts (the same before and after part 2).
 CHECK_SEED = 777
 # A shape is prompted and scored only with at least this many visible pixels on frame 0.
@@ -165,6 +180,20 @@ def make_clip(
     return np.stack(out), masks
 
 
+@torch.no_grad()
+def through_trunk(model, n: int, make) -> list:
+    """n scenes of make() -> (pixels [1, S, S, 3], masks) through the frozen Hiera trunk:
+    [(the trunk's outputs, masks)]. A frame equal to the one before it (grey frames) goes
+    through the trunk once."""
+    out, last = [], None
+    for _ in range(n):
+        pixels, masks = make()
+        if last is None or not np.array_equal(pixels, last[0]):
+            last = (pixels, [x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))])
+        out.append((last[1], masks))
+    return out
+
+
 def features_from_trunk(model, trunk: list[torch.Tensor]):
     """The rest of forward_image after the Hiera trunk (neck, conv_s0/conv_s1), with
     gradients, then the official flattening: (feats, pos, sizes)."""
@@ -216,12 +245,15 @@ def binary_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a & b).sum(dim=(-1, -2)).float() / (a | b).sum(dim=(-1, -2)).clamp_min(1).float()
 
 
-def track_loss(model, feats, pos, sizes, masks: np.ndarray, rng: np.random.Generator, size: int, record=None):
+def track_loss(
+    model, feats, pos, sizes, masks: np.ndarray, rng: np.random.Generator, size: int, record=None, teacher=False
+):
     """Tracks every shape of a scene (masks [O, T, S, S]: T frames, 1 for a still frame)
     from a first-frame prompt, all shapes in one batch. The summed loss over frames, and the
     IoU of each shape's chosen low-res mask on the last frame; None for a scene without a
     visible shape. record (a list): gets, per frame, (the chosen low-res masks > 0, the
-    low-res targets), [n, low, low] bool each."""
+    low-res targets), [n, low, low] bool each. teacher: each frame's memory is encoded from
+    the true masks (TEACHER_LOGIT), not from the predicted ones."""
     keep = [k for k in range(len(masks)) if masks[k, 0].sum() >= MIN_PIXELS]
     if not keep:
         return None, []
@@ -250,6 +282,8 @@ def track_loss(model, feats, pos, sizes, masks: np.ndarray, rng: np.random.Gener
         total = total + F.mse_loss(iou_pred, true_iou)
         if t < T - 1:  # the last frame's memory is never read
             current.update(pred_masks=low_res, pred_masks_high_res=high_res, obj_ptr=obj_ptr, object_score_logits=score)
+            if teacher:
+                high_res = (torch.from_numpy(masks[keep, t : t + 1]).float() * 2 - 1) * TEACHER_LOGIT
             model._encode_memory_in_output(cur_feats, sizes, prompts if t == 0 else None, True, high_res, score, current)
             out["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = current
     return total, ious
@@ -286,8 +320,10 @@ def ownership(model, scenes, rng: np.random.Generator) -> str:
     return "\n".join(lines)
 
 
-def train(model, name: str, steps: int, lr: float, frozen, scene) -> None:
-    """AdamW with warm-up and cosine decay; scene(step) -> (feats, pos, sizes, masks)."""
+def train(model, name: str, steps: int, lr: float, frozen, scene, teacher=False, after_backward=None) -> None:
+    """AdamW with warm-up and cosine decay; scene(step) -> (feats, pos, sizes, masks);
+    teacher: as track_loss's. after_backward(step), if given, runs after each backward
+    pass, before the gradients are clipped (prompt_probe --grad-norms reads them there)."""
     params = []
     for pname, p in model.named_parameters():
         p.requires_grad_(not frozen(pname))
@@ -305,11 +341,13 @@ def train(model, name: str, steps: int, lr: float, frozen, scene) -> None:
     for step in range(steps):
         with torch.enable_grad():
             feats, pos, sizes, masks = scene(step)
-            loss, ious = track_loss(model, feats, pos, sizes, masks, rng, TRAIN_SIZE)
+            loss, ious = track_loss(model, feats, pos, sizes, masks, rng, TRAIN_SIZE, teacher=teacher)
             if loss is None:
                 continue
             opt.zero_grad()
             loss.backward()
+            if after_backward is not None:
+                after_backward(step)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
@@ -335,9 +373,15 @@ def main(argv=None) -> int:
                     help="then steps of part 1 on frames with the shapes drawn")
     ap.add_argument("--prompt-frames", type=int, default=256, help="distinct frames of part 1")
     ap.add_argument("--prompt-lr", type=float, default=PROMPT_LR)
-    ap.add_argument("--steps", type=int, default=100, help="steps of part 2 (tracking clips)")
-    ap.add_argument("--clips", type=int, default=48, help="distinct clips of part 2")
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--grey-track-steps", type=int, default=0,
+                    help="first steps of part 2, on grey clips without the shapes drawn (S19: 200)")
+    ap.add_argument("--grey-clips", type=int, default=256, help="distinct clips of those steps")
+    ap.add_argument("--steps", type=int, default=100, help="(then) steps of part 2 on clips with the shapes drawn")
+    ap.add_argument("--clips", type=int, default=48, help="distinct clips of those steps")
+    ap.add_argument("--clip-frames", type=int, default=CLIP_FRAMES, help="frames of part 2's clips (S19: 2)")
+    ap.add_argument("--lr", type=float, default=TRACK_LR, help="part 2's learning rate (S19: 1e-4)")
+    ap.add_argument("--teacher-forcing", action="store_true",
+                    help="part 2's memories from the true masks (see the module's docstring)")
     ap.add_argument("--check-clips", type=int, default=24, help="new clips of the check after each part (0: none)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
@@ -357,20 +401,11 @@ def main(argv=None) -> int:
     # Part 1: the trunk is frozen, each frame's trunk outputs are kept; the rest learns,
     # first on grey frames with the shapes left out (only the prompt says where the target
     # is), then on frames with them drawn over the backgrounds (one schedule over both).
-    def through_trunk(n: int, drawn: bool, backgrounds):
-        out, last = [], None
-        with torch.no_grad():
-            for _ in range(n):
-                pixels, masks = make_clip(rng, backgrounds, TRAIN_SIZE, frames=1, drawn=drawn)
-                if last is None or not np.array_equal(pixels, last[0]):  # one grey frame: once
-                    last = (pixels, [x.clone() for x in model.image_encoder.trunk(prepared.normalise(pixels))])
-                out.append((last[1], masks))
-        return out
-
     t0 = time.time()
-    grey = [Image.new("RGB", (TRAIN_SIZE, TRAIN_SIZE), (128, 128, 128))]
-    undrawn = through_trunk(args.geometry_frames if args.geometry_steps else 0, False, grey)
-    frames = through_trunk(args.prompt_frames, True, bgs)
+    grey = [Image.new("RGB", (TRAIN_SIZE, TRAIN_SIZE), GREY)]
+    n_undrawn = args.geometry_frames if args.geometry_steps else 0
+    undrawn = through_trunk(model, n_undrawn, lambda: make_clip(rng, grey, TRAIN_SIZE, frames=1, drawn=False))
+    frames = through_trunk(model, args.prompt_frames, lambda: make_clip(rng, bgs, TRAIN_SIZE, frames=1))
     print(f"prompts: {len(undrawn)} + {len(frames)} frames through the trunk in {time.time() - t0:.0f} s", flush=True)
 
     def still(step):
@@ -383,24 +418,33 @@ def main(argv=None) -> int:
     del frames, undrawn
 
     # Part 2: the image encoder is frozen now, each clip encoded once (and the clips of
-    # the check after each part).
-    def encode(n: int):
-        out = []
-        with torch.no_grad():
-            for _ in range(n):
-                pixels, masks = make_clip(rng, bgs, TRAIN_SIZE)
-                _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(prepared.normalise(pixels)))
-                out.append(([f.clone() for f in feats], [p.clone() for p in pos], sizes, masks))
-        return out
+    # the check after each part); the grey frame once for all the grey clips.
+    def encode(pixels):
+        _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(prepared.normalise(pixels)))
+        return [f.clone() for f in feats], [p.clone() for p in pos], sizes
 
     t0 = time.time()
-    clips, checks = encode(args.clips), encode(args.check_clips)
+    with torch.no_grad():
+        clips = [(*encode(px), m) for px, m in (make_clip(rng, bgs, TRAIN_SIZE, args.clip_frames) for _ in range(args.clips))]
+        checks = [(*encode(px), m) for px, m in (make_clip(rng, bgs, TRAIN_SIZE) for _ in range(args.check_clips))]
+        grey_feats, grey_pos, grey_sizes = encode(np.asarray(grey[0])[None]) if args.grey_track_steps else (None,) * 3
+    n_grey = args.grey_clips if args.grey_track_steps else 0
+    grey_masks = [make_clip(rng, grey, TRAIN_SIZE, args.clip_frames, drawn=False)[1] for _ in range(n_grey)]
     print(f"tracking: {args.clips} + {args.check_clips} clips encoded in {time.time() - t0:.0f} s", flush=True)
+
+    def grey_clip(step):
+        T = args.clip_frames
+        expand = [x.expand(-1, T, -1) for x in grey_feats], [x.expand(-1, T, -1) for x in grey_pos]
+        return (*expand, grey_sizes, grey_masks[step % len(grey_masks)])
+
     if checks:
         print("check after part 1:\n" + ownership(model, checks, np.random.default_rng(CHECK_SEED)), flush=True)
+    teacher = args.teacher_forcing
+    if args.grey_track_steps:
+        train(model, "tracking, grey", args.grey_track_steps, args.lr, frozen_for_tracking, grey_clip, teacher=teacher)
     if args.steps:
-        train(model, "tracking", args.steps, args.lr, frozen_for_tracking, lambda step: clips[step % len(clips)])
-    if checks and args.steps:
+        train(model, "tracking", args.steps, args.lr, frozen_for_tracking, lambda step: clips[step % len(clips)], teacher=teacher)
+    if checks and args.grey_track_steps + args.steps:
         print("check after part 2:\n" + ownership(model, checks, np.random.default_rng(CHECK_SEED)), flush=True)
 
     with torch.no_grad():
@@ -412,6 +456,8 @@ def main(argv=None) -> int:
             "trained_by": "models/train_synthetic.py",
             "geometry_steps": args.geometry_steps,
             "prompt_steps": args.prompt_steps,
+            "grey_track_steps": args.grey_track_steps,
+            "teacher_forcing": teacher,
             "steps": args.steps,
             "seed": args.seed,
         },

@@ -38,10 +38,10 @@
 #   BENCH_EDGETAM_OBJECTS=1,4 BENCH_ROUNDS=2  # its object counts and rounds (defaults)
 #   BENCH_WEIGHTS=random ...               # the seeded random weights instead of the default
 #                                          #   "trained" (models/train_synthetic.py, trained once
-#                                          #   into target/bench, ~25 min on 2 cores): masks
-#                                          #   that follow their prompts on the prompted
-#                                          #   frame (not yet kept apart on tracked frames),
-#                                          #   so that the modes' fidelity means something
+#                                          #   into target/bench, ~35 min on 2 cores): masks
+#                                          #   that follow their prompts (README: "The
+#                                          #   trained benchmark model" says how well), so
+#                                          #   that the modes' fidelity means something
 #   BENCH_OBJECT_SCORE_BIAS=0 ...          # plain random weights (default 10: the object-score
 #                                          #   head's bias is raised on both sides so objects
 #                                          #   stay present; plain random weights judge every
@@ -87,8 +87,8 @@ BIAS="${BENCH_OBJECT_SCORE_BIAS:-10}"
 SUFFIX=""
 if [ "$BIAS" != 0 ]; then SUFFIX="-bias$BIAS"; fi
 # The weights (issue 16): "trained" (default), the seeded random model after a few minutes
-# of models/train_synthetic.py (masks follow what was prompted on the prompted frame,
-# vary in size, objects differ there; not yet on the tracked frames), or "random", the seeded random
+# of models/train_synthetic.py (masks follow what was prompted and vary in size; the README's
+# "The trained benchmark model" says how well), or "random", the seeded random
 # weights alone (every mask ~90% of the frame). Speed does not depend on them. The EdgeTAM
 # comparison (below) keeps the random ones by default.
 DEFAULT_WEIGHTS=trained
@@ -220,7 +220,7 @@ if [ "$WEIGHTS" = trained ] && { [ ! -f "$CKPT" ] || [ "$(cat "$CKPT.stamp" 2>/d
             ! videoconvert ! video/x-raw,format=RGB ! pngenc compression-level=1 \
             ! multifilesink location="$BG/$v-%03d.png"
     done
-    log "training the benchmark model ($CONFIG, seed 0: ~25 min on 2 cores)"
+    log "training the benchmark model ($CONFIG, seed 0: ~35 min on 2 cores)"
     "$PY" models/train_synthetic.py --config "$CONFIG" --seed 0 --backgrounds "$BG" \
         --threads 2 --out "$CKPT" >"$OUT/train-$CONFIG.log" 2>&1 \
         || { tail -n 20 "$OUT/train-$CONFIG.log" >&2; die "training failed"; }

@@ -133,6 +133,11 @@ def main(paths) -> int:
         ratio = f"{o['ms_per_frame'] / r['ms_per_frame']:.2f}x" if o and r["impl"] != "official" else ""
         iou = r.get("iou_vs_reference")
         iou_s = f"{iou['mean']:.3f}/{iou['min']:.3f}" if iou else ""
+        if iou and "min_at" in iou:  # where the lowest mask is: frame 0 is the prompted one
+            at = iou["min_at"]
+            tracked = iou.get("tracked_frames_min")
+            iou_s += f" (min at frame {at['frame']}, object {at['object'] + 1}" + (
+                f"; tracked frames' min {tracked:.3f})" if tracked is not None else ")")
         if iou and "background_mean" in iou:
             iou_s += f", bg {iou['background_mean']:.3f}/{iou['background_min']:.3f}"
         if iou and "low_res_logit_abs_diff" in iou:
