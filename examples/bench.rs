@@ -607,13 +607,9 @@ fn run(
         let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
         // ious runs frame by frame, `count` masks a frame: where the lowest one is, and
         // the lowest on the prompted frame (0) and on the tracked frames apart
-        let (lowest, _) = ious
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f64::INFINITY),
-                |best, (k, &v)| if v < best.1 { (k, v) } else { best },
-            );
+        let lowest = (0..ious.len())
+            .min_by(|&a, &b| ious[a].total_cmp(&ious[b]))
+            .unwrap_or(0);
         let (prompted, tracked) = ious.split_at(count.min(ious.len()));
         result["iou_vs_reference"] = serde_json::json!({
             "mean": mean(&ious),
