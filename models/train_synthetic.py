@@ -20,20 +20,25 @@ a click or a box on each shape, the shape's visible mask as the target.
    edges apart, and the trainable neck learns to read them. The start is calibrated as the
    micro golden model's (centred hypernetworks, high-resolution projections scaled down);
    the learning rate is PROMPT_LR (see there).
-2. Tracking (--steps, clips of --clip-frames frames): with the image encoder, prompt
-   encoder and mask decoder now frozen, the memory attention, memory encoder and
-   object-pointer projections learn to follow every shape of a clip from its first-frame
-   prompt, through the official model's own tracking step (memory bank and object
-   pointers included, gradients through the memories), all shapes of a clip in one batch.
-   (A decoder trained on in this part unlearned the prompts.) This part adds little: on
-   the last tracked frame own/other IoU 0.30/0.27 after it, 0.27/0.24 before (S18).
-   Tried in S19, not the default: memories encoded from the true masks (--teacher-forcing,
-   at --lr 1e-4; from predicted memories at 2e-4 the tracked masks of grey clips went
-   empty), 200 steps on grey clips with the shapes left out (--grey-track-steps) then 400
-   on drawn 2-frame clips: own/other 0.335/0.187 on the check's tracked frames, but on a
-   real video (bench.sh) the tracked masks went empty (9 of 12 frames at 1 object), most
-   likely because the true masks' memories (+10 inside) are far stronger than those of
-   the model's own low-confidence masks (logits ~0.4 inside) that it tracks from there.
+2. Tracking: with the image encoder, prompt encoder and mask decoder now frozen (a decoder
+   trained on in this part unlearned the prompts), the memory attention, memory encoder
+   and object-pointer projections learn to follow every shape of a clip from its
+   first-frame prompt, through the official model's own tracking step (memory bank and
+   object pointers included, gradients through the memories), all shapes of a clip in one
+   batch, at TRACK_LR, in three stages (each its own schedule):
+   a. --grey-track-steps on grey clips with the shapes left out and b. --teacher-steps on
+      drawn clips, both of --teacher-clip-frames frames and teacher-forced: each memory is
+      encoded from the true masks (TEACHER_LOGIT), so the memory path learns what a memory
+      of the right object looks like before it reads its own;
+   c. --steps on drawn clips of --clip-frames frames from the model's own memories
+      (what it reads when it runs): after a. and b. alone, the true masks' memories (+10 inside)
+      are far stronger than those of the model's own low-confidence masks (logits ~0.4
+      inside on real frames), and on a real video (bench.sh) the tracked masks went empty
+      (9 of 12 frames at 1 object, S19); c. brings them back.
+   S18's recipe, one stage of own-memory steps (`--grey-track-steps 0 --teacher-steps 0
+   --steps 100 --clips 48 --lr 5e-4`), left the objects alike on tracked frames: own/other
+   IoU 0.30/0.27 on the check's last tracked frame, and on the real video the four objects'
+   tracked masks were one (pairwise IoU 0.998).
 
 After each part it prints a check on new clips: each mask's IoU with its own shape and
 with the scene's other shapes, on the prompted and on the last tracked frame.
@@ -81,17 +86,20 @@ TRAIN_OBJECT_SCORE_BIAS = 10.0
 # The starting point's high-resolution projections, scaled as the micro golden model's
 # (sam2_graphs.GOLDEN_CALIBRATION): at their random scale they decide every pixel alike.
 HIGH_RES_GAIN = 0.1
-# The frames of part 1's first steps (and of part 2's with --grey-track-steps): the shapes left out.
+# The frames of part 1's first steps and of part 2's: the shapes left out.
 GREY = (128, 128, 128)
 # Part 1's learning rate. At 1e-3 (AdamW) the masks collapse to empty within ~100 steps
 # and the gradient reaching the decoder's transformer and the prompt encoder falls ~1000-fold:
 # the prompt path never trains (S17-S18, models/prompt_probe.py).
 PROMPT_LR = 2e-4
-# Part 2's learning rate.
-TRACK_LR = 5e-4
-# --teacher-forcing: memories encoded from the true masks, as the official mask-input
-# logits (SAM 2 turns an input mask into an output as +10 inside, -10 outside).
+# Part 2's learning rate (each of its stages). From the model's own memories at 2e-4 and
+# above, the tracked masks of grey clips went empty (S19).
+TRACK_LR = 1e-4
+# Part 2's teacher-forced steps: memories encoded from the true masks, as the official
+# mask-input logits (SAM 2 turns an input mask into an output as +10 inside, -10 outside),
+# on clips of TEACHER_CLIP_FRAMES frames (the prompted one and one tracked).
 TEACHER_LOGIT = 10.0
+TEACHER_CLIP_FRAMES = 2
 # Seed of the check's prompts (the same before and after part 2).
 CHECK_SEED = 777
 # A shape is prompted and scored only with at least this many visible pixels on frame 0.
@@ -373,15 +381,19 @@ def main(argv=None) -> int:
                     help="then steps of part 1 on frames with the shapes drawn")
     ap.add_argument("--prompt-frames", type=int, default=256, help="distinct frames of part 1")
     ap.add_argument("--prompt-lr", type=float, default=PROMPT_LR)
-    ap.add_argument("--grey-track-steps", type=int, default=0,
-                    help="first steps of part 2, on grey clips without the shapes drawn (S19: 200)")
+    ap.add_argument("--grey-track-steps", type=int, default=200,
+                    help="first steps of part 2: teacher-forced, on grey clips without the shapes drawn")
     ap.add_argument("--grey-clips", type=int, default=256, help="distinct clips of those steps")
-    ap.add_argument("--steps", type=int, default=100, help="(then) steps of part 2 on clips with the shapes drawn")
-    ap.add_argument("--clips", type=int, default=48, help="distinct clips of those steps")
-    ap.add_argument("--clip-frames", type=int, default=CLIP_FRAMES, help="frames of part 2's clips (S19: 2)")
-    ap.add_argument("--lr", type=float, default=TRACK_LR, help="part 2's learning rate (S19: 1e-4)")
-    ap.add_argument("--teacher-forcing", action="store_true",
-                    help="part 2's memories from the true masks (see the module's docstring)")
+    ap.add_argument("--teacher-steps", type=int, default=400,
+                    help="then teacher-forced steps on clips with the shapes drawn")
+    ap.add_argument("--teacher-clips", type=int, default=48, help="distinct clips of those steps")
+    ap.add_argument("--teacher-clip-frames", type=int, default=TEACHER_CLIP_FRAMES,
+                    help="frames of the teacher-forced clips (grey and drawn)")
+    ap.add_argument("--steps", type=int, default=60,
+                    help="last steps of part 2: on the model's own memories, clips with the shapes drawn")
+    ap.add_argument("--clips", type=int, default=32, help="distinct clips of those steps")
+    ap.add_argument("--clip-frames", type=int, default=CLIP_FRAMES, help="frames of those clips")
+    ap.add_argument("--lr", type=float, default=TRACK_LR, help="part 2's learning rate (each stage its own schedule)")
     ap.add_argument("--check-clips", type=int, default=24, help="new clips of the check after each part (0: none)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
@@ -423,29 +435,42 @@ def main(argv=None) -> int:
         _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(prepared.normalise(pixels)))
         return [f.clone() for f in feats], [p.clone() for p in pos], sizes
 
+    def encoded(n, frames):
+        with torch.no_grad():
+            return [(*encode(px), m) for px, m in (make_clip(rng, bgs, TRAIN_SIZE, frames) for _ in range(n))]
+
     t0 = time.time()
+    n_teacher = args.teacher_clips if args.teacher_steps else 0
+    n_own = args.clips if args.steps else 0
+    teacher_clips = encoded(n_teacher, args.teacher_clip_frames)
+    clips = encoded(n_own, args.clip_frames)
+    checks = encoded(args.check_clips, CLIP_FRAMES)
     with torch.no_grad():
-        clips = [(*encode(px), m) for px, m in (make_clip(rng, bgs, TRAIN_SIZE, args.clip_frames) for _ in range(args.clips))]
-        checks = [(*encode(px), m) for px, m in (make_clip(rng, bgs, TRAIN_SIZE) for _ in range(args.check_clips))]
         grey_feats, grey_pos, grey_sizes = encode(np.asarray(grey[0])[None]) if args.grey_track_steps else (None,) * 3
     n_grey = args.grey_clips if args.grey_track_steps else 0
-    grey_masks = [make_clip(rng, grey, TRAIN_SIZE, args.clip_frames, drawn=False)[1] for _ in range(n_grey)]
-    print(f"tracking: {args.clips} + {args.check_clips} clips encoded in {time.time() - t0:.0f} s", flush=True)
+    grey_masks = [make_clip(rng, grey, TRAIN_SIZE, args.teacher_clip_frames, drawn=False)[1] for _ in range(n_grey)]
+    print(f"tracking: {n_teacher} + {n_own} + {len(checks)} clips encoded in {time.time() - t0:.0f} s", flush=True)
 
     def grey_clip(step):
-        T = args.clip_frames
+        T = args.teacher_clip_frames
         expand = [x.expand(-1, T, -1) for x in grey_feats], [x.expand(-1, T, -1) for x in grey_pos]
         return (*expand, grey_sizes, grey_masks[step % len(grey_masks)])
 
-    if checks:
-        print("check after part 1:\n" + ownership(model, checks, np.random.default_rng(CHECK_SEED)), flush=True)
-    teacher = args.teacher_forcing
+    def check(after):
+        if checks:
+            print(f"check after {after}:\n" + ownership(model, checks, np.random.default_rng(CHECK_SEED)), flush=True)
+
+    check("part 1")
     if args.grey_track_steps:
-        train(model, "tracking, grey", args.grey_track_steps, args.lr, frozen_for_tracking, grey_clip, teacher=teacher)
+        train(model, "tracking, grey, teacher", args.grey_track_steps, args.lr, frozen_for_tracking, grey_clip, teacher=True)
+    if args.teacher_steps:
+        train(model, "tracking, teacher", args.teacher_steps, args.lr, frozen_for_tracking,
+              lambda step: teacher_clips[step % len(teacher_clips)], teacher=True)
+        check("the teacher-forced steps")
     if args.steps:
-        train(model, "tracking", args.steps, args.lr, frozen_for_tracking, lambda step: clips[step % len(clips)], teacher=teacher)
-    if checks and args.grey_track_steps + args.steps:
-        print("check after part 2:\n" + ownership(model, checks, np.random.default_rng(CHECK_SEED)), flush=True)
+        train(model, "tracking, own memories", args.steps, args.lr, frozen_for_tracking, lambda step: clips[step % len(clips)])
+    if args.grey_track_steps + args.teacher_steps + args.steps:
+        check("part 2")
 
     with torch.no_grad():
         G.bias_object_scores(model, -TRAIN_OBJECT_SCORE_BIAS)
@@ -457,7 +482,7 @@ def main(argv=None) -> int:
             "geometry_steps": args.geometry_steps,
             "prompt_steps": args.prompt_steps,
             "grey_track_steps": args.grey_track_steps,
-            "teacher_forcing": teacher,
+            "teacher_steps": args.teacher_steps,
             "steps": args.steps,
             "seed": args.seed,
         },
