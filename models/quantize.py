@@ -28,6 +28,14 @@ costs 8% mask IoU on masks of ~0.5% of the frame (0.91 against 0.99); keeping th
 costs 4-8% of the int8 encoder's time (int8 gains little there: those stages have large
 activations for their FLOPs, and dynamic quantisation converts every activation per call).
 
+--fp32-prompted-frames keeps the fp32 image encoder next to the int8 one, as the optional
+graph `prompt_image_encoder` (models/CONTRACT.md): the engine encodes the frames that get
+prompts with it and every other frame with the int8 one. The prompted frame's mask is the
+one the user judges a click by, and its memory conditions every later frame; measured on
+the benchmark model (README, run S19) the int8 encoder cost that frame's small mask 5% IoU
+while the tracked frames kept >= 0.985. The price is the fp32 encoder's weights in memory
+and its time on prompted frames only.
+
 The fidelity cost is printed here per output on random inputs (max abs diff against the
 fp32 graph) and measured on real frames by scripts/bench.sh (BENCH_MODES=1: mask IoU
 against the exact model). Needs onnx + onnxruntime (the export venv has both).
@@ -50,6 +58,8 @@ from files import int8_saturation_note, sha256  # noqa: E402
 QUANTIZABLE = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
 DEFAULT_GRAPHS = ("image_encoder", "memory_attention")
 PRECISION = "int8-dynamic"
+# The optional graph of --fp32-prompted-frames (models/CONTRACT.md).
+PROMPT_IMAGE_ENCODER = "prompt_image_encoder"
 
 
 # The image encoder's outputs that the mask decoder adds back at full detail
@@ -167,6 +177,12 @@ def main(argv=None) -> int:
         "([-127, 127]: half the rounding, but exact only on x86 CPUs with VNNI (AVX-512 VNNI, "
         "AVX-VNNI); without it ONNX Runtime's uint8 x int8 products saturate)",
     )
+    ap.add_argument(
+        "--fp32-prompted-frames",
+        action="store_true",
+        help="keep the fp32 image encoder as prompt_image_encoder: the frames that get prompts "
+        "are encoded by it (needs image_encoder among --graphs)",
+    )
     ap.add_argument("--skip-check", action="store_true", help="do not compare with the fp32 graphs")
     args = ap.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -184,12 +200,27 @@ def main(argv=None) -> int:
         if manifest["graphs"][g].get("precision", "fp32") not in ("fp32", "int8-scores"):
             ap.error(f"{g} in {args.model} is already {manifest['graphs'][g]['precision']}")
 
+    if args.fp32_prompted_frames and "image_encoder" not in graphs:
+        ap.error("--fp32-prompted-frames: the image encoder is not quantised (--graphs)")
+    if args.fp32_prompted_frames and PROMPT_IMAGE_ENCODER in manifest["graphs"]:
+        ap.error(f"--fp32-prompted-frames: {args.model} has a {PROMPT_IMAGE_ENCODER} already")
     os.makedirs(args.out, exist_ok=True)
+    if args.fp32_prompted_frames:
+        # the exported encoder as it is (its entry copied before the loop rewrites it)
+        entry = json.loads(json.dumps(manifest["graphs"]["image_encoder"]))
+        entry["file"] = f"{PROMPT_IMAGE_ENCODER}.onnx"
+        shutil.copyfile(
+            os.path.join(args.model, manifest["graphs"]["image_encoder"]["file"]), os.path.join(args.out, entry["file"])
+        )
+        manifest["graphs"][PROMPT_IMAGE_ENCODER] = entry
+        log(f"kept the fp32 image encoder as {entry['file']} (frames with prompts)")
     note = int8_saturation_note(args.int8_bits)
     if note and not args.skip_check:
         log(f"note: {note} (the differences below are this machine's)")
     checks, high_res = {}, None
     for name, entry in manifest["graphs"].items():
+        if name == PROMPT_IMAGE_ENCODER and args.fp32_prompted_frames:
+            continue  # copied above
         src = os.path.join(args.model, entry["file"])
         dst = os.path.join(args.out, entry["file"])
         if name in graphs:
@@ -232,6 +263,7 @@ def main(argv=None) -> int:
         "graphs": graphs,
         "onnxruntime": onnxruntime.__version__,
         "checks": checks,
+        "fp32_prompted_frames": args.fp32_prompted_frames,
     }
     if high_res:
         manifest["export"]["quantization"]["image_encoder_high_res_path"] = high_res

@@ -16,7 +16,8 @@
 #                                          #   int8 attention scores from export.py ("i8s");
 #                                          #   all int8 in the 7-bit range, exact on every
 #                                          #   CPU; "-8bit": the full range, which saturates
-#                                          #   on CPUs without VNNI)
+#                                          #   on CPUs without VNNI; "-fp32prompt": the fp32
+#                                          #   encoder kept for frames with prompts)
 #                                          #   with their mask IoU against exact mode
 #   BENCH_MODE_OBJECTS=1,4 ...             # object counts of the speed modes (default: all)
 #   BENCH_MODE_NAMES="i8s int8hr-i8s-mem2" # which speed modes (default: every one; names in
@@ -164,13 +165,15 @@ MODEL_INT8_I8S="$OUT/$CONFIG-1024$SUFFIX-int8-int8-scores"
 MODEL_INT8ATTN_I8S="$OUT/$CONFIG-1024$SUFFIX-int8attn-int8-scores"
 MODEL_INT8HR="$OUT/$CONFIG-1024$SUFFIX-int8hr"
 MODEL_INT8HR_I8S="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-scores"
+# the same with the fp32 encoder kept for frames with prompts (quantize.py --fp32-prompted-frames)
+MODEL_INT8HR_I8S_FP32P="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-scores-fp32-prompted"
 # the 8-bit int8 range (--int8-bits 8 on both tools; every int8 of runs S8-S12): exact
 # only where the CPU has VNNI, saturating elsewhere (models/quantize.py, engine::cpu)
 MODEL_I8S_8BIT="$OUT/$CONFIG-1024$SUFFIX-int8-scores-8bit"
 MODEL_INT8HR_I8S_8BIT="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-scores-8bit"
 MODE_NAMES="${BENCH_MODE_NAMES:-mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3
     int8-i8s-mem2 int8attn-i8s-mem3 int8attn-i8s-mem2 int8hr int8hr-i8s-mem3 int8hr-i8s-mem2
-    i8s-8bit int8hr-i8s-mem2-8bit 768 768-int8hr-i8s-mem2}"
+    int8hr-i8s-mem2-fp32prompt i8s-8bit int8hr-i8s-mem2-8bit 768 768-int8hr-i8s-mem2}"
 mode_spec() { # name -> the model and the bench options of that speed mode
     case "$1" in
         mem3) echo "$MODEL_1024 --memory-frames 3" ;;
@@ -188,6 +191,7 @@ mode_spec() { # name -> the model and the bench options of that speed mode
         int8hr) echo "$MODEL_INT8HR" ;;
         int8hr-i8s-mem3) echo "$MODEL_INT8HR_I8S --memory-frames 3" ;;
         int8hr-i8s-mem2) echo "$MODEL_INT8HR_I8S --memory-frames 2" ;;
+        int8hr-i8s-mem2-fp32prompt) echo "$MODEL_INT8HR_I8S_FP32P --memory-frames 2" ;;
         i8s-8bit) echo "$MODEL_I8S_8BIT" ;;
         int8hr-i8s-mem2-8bit) echo "$MODEL_INT8HR_I8S_8BIT --memory-frames 2" ;;
         768) echo "$MODEL_768" ;;
@@ -352,7 +356,7 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     # --int8-attention-scores), alone and under each int8 variant above; int8 weights in
     # the memory attention only (the int8 encoder costs most of int8's fidelity on small
     # masks, run S11)
-    if needed "$MODEL_I8S" "$MODEL_INT8_I8S" "$MODEL_INT8ATTN_I8S" "$MODEL_INT8HR_I8S"; then
+    if needed "$MODEL_I8S" "$MODEL_INT8_I8S" "$MODEL_INT8ATTN_I8S" "$MODEL_INT8HR_I8S" "$MODEL_INT8HR_I8S_FP32P"; then
         export_model 1024 "$MODEL_I8S" "$CONFIG" --int8-attention-scores
     fi
     if needed "$MODEL_INT8_I8S"; then
@@ -360,6 +364,9 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     fi
     if needed "$MODEL_INT8ATTN_I8S"; then quantize_model "$MODEL_I8S" "$MODEL_INT8ATTN_I8S" memory_attention; fi
     if needed "$MODEL_INT8HR_I8S"; then quantize_model "$MODEL_I8S" "$MODEL_INT8HR_I8S"; fi
+    if needed "$MODEL_INT8HR_I8S_FP32P"; then
+        quantize_model "$MODEL_I8S" "$MODEL_INT8HR_I8S_FP32P" image_encoder,memory_attention --fp32-prompted-frames
+    fi
     # the same with the full 8-bit range (--int8-bits 8). Its export skips the ONNX check:
     # on a CPU without VNNI the check fails by the very saturation these modes measure
     # (its fp32 parts are those of the checked exports above)

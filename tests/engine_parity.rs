@@ -114,6 +114,121 @@ fn micro_int8_variant_stays_close() {
     );
 }
 
+/// micro-int8 with micro's fp32 image encoder as its encoder for frames with
+/// prompts (`prompt_image_encoder`), laid out as `models/quantize.py
+/// --fp32-prompted-frames` writes it: the fp32 graph file and its model.json
+/// entry under the new name.
+fn int8_with_fp32_prompted_frames() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let int8 = fixtures().join("micro-int8");
+    for entry in std::fs::read_dir(&int8).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    }
+    let read = |dir: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap()
+    };
+    let fp32 = read(&micro_dir());
+    let mut manifest = read(&int8);
+    let mut entry = fp32["graphs"]["image_encoder"].clone();
+    entry["file"] = "prompt_image_encoder.onnx".into();
+    manifest["graphs"]["prompt_image_encoder"] = entry;
+    std::fs::copy(
+        micro_dir().join("image_encoder.onnx"),
+        tmp.path().join("prompt_image_encoder.onnx"),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("model.json"),
+        serde_json::to_string(&manifest).unwrap(),
+    )
+    .unwrap();
+    tmp
+}
+
+/// The fast mode's encoder for prompted frames, through `step` (a frame
+/// with prompts is encoded by it at once): on frame 0, where every object is
+/// new (prompts only, no memory attention), the int8 micro model with it
+/// meets the fp32 engine's limits against the official predictor, which the
+/// int8 encoder alone does not; later frames stay as close as int8's.
+#[test]
+fn micro_int8_fp32_prompted_frames() {
+    let dir = int8_with_fp32_prompted_frames();
+    let first_frame_diff = |entries: &[Entry]| {
+        let frame0: Vec<&Entry> = entries.iter().filter(|e| e.frame == 0).collect();
+        assert!(
+            !frame0.is_empty(),
+            "no object on frame 0 of the golden scenario"
+        );
+        frame0.iter().map(|e| e.logit_diff).fold(0f32, f32::max)
+    };
+    let int8 = run_variant("micro-int8", &["image_encoder"], "int8-dynamic");
+    let int8_diff = first_frame_diff(&int8);
+    assert!(
+        int8_diff > golden::MAX_LOGIT_DIFF,
+        "the int8 encoder alone is within {} on frame 0 ({int8_diff:.2e}): \
+         this test would not see the prompted frames' encoder",
+        golden::MAX_LOGIT_DIFF
+    );
+    let entries = run_scenario(dir.path());
+    let diff = first_frame_diff(&entries);
+    let (mean, min, _) = closeness(&entries);
+    println!(
+        "int8 micro model with the fp32 encoder on prompted frames: frame 0 max |logit diff| \
+         {diff:.2e} (int8 encoder: {int8_diff:.2e}); all frames mask IoU mean {mean:.4} min {min:.4}"
+    );
+    assert!(
+        diff <= golden::MAX_LOGIT_DIFF,
+        "frame 0 max |logit diff| {diff:.2e} > {}: the prompted frame was not encoded in fp32",
+        golden::MAX_LOGIT_DIFF
+    );
+    assert!(
+        mean >= MIN_INT8_MEAN_IOU,
+        "mean mask IoU {mean:.4} < {MIN_INT8_MEAN_IOU}"
+    );
+}
+
+/// The other way in: a frame begun without a prompt hint (the tracker API, or
+/// a correction after tracking) is encoded again by the prompted frames'
+/// encoder on its first prompt, so the click's result is the fp32 model's.
+#[test]
+fn prompt_on_an_int8_frame_is_encoded_again_in_fp32() {
+    let dir = int8_with_fp32_prompted_frames();
+    let (rgb, s) = {
+        let png = common::read_png(&fixtures().join("golden/inputs/00000.png"));
+        (png.3, png.0)
+    };
+    let click = |dir: &Path| {
+        let mut t = tracker(dir);
+        t.begin_prepared_frame(&rgb, s, s).expect("frame");
+        t.add_points(1, &[[0.4 * s as f32, 0.5 * s as f32]], &[1], true)
+            .expect("click")
+            .logits
+            .data
+    };
+    let fast = click(dir.path());
+    let fp32 = click(&micro_dir());
+    let int8 = click(&fixtures().join("micro-int8"));
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let (to_fp32, to_int8) = (max_diff(&fast, &fp32), max_diff(&fast, &int8));
+    println!(
+        "click on an int8-encoded frame: |logit diff| to fp32 {to_fp32:.2e}, to int8 {to_int8:.2e}"
+    );
+    assert!(
+        to_fp32 <= 1e-5,
+        "the click's logits differ from the fp32 model's by {to_fp32:.2e}"
+    );
+    assert!(
+        to_int8 > golden::MAX_LOGIT_DIFF,
+        "int8 and fp32 give the same click result ({to_int8:.2e}): the test sees nothing"
+    );
+}
+
 /// The high-resolution features (`high_res_feat_0`, `high_res_feat_1`) of the
 /// model in `dir` on one synthetic frame.
 fn high_res_features(dir: &Path) -> [Vec<f32>; 2] {

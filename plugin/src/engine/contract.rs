@@ -99,7 +99,8 @@ fn t(name: &'static str, dtype: DType, shape: &[Dim]) -> TensorSpec {
     }
 }
 
-/// The four graphs' inputs and outputs for the sizes in `m`.
+/// The inputs and outputs of the graphs of `m` ([`Manifest::graph_names`]) for
+/// its sizes.
 pub fn graph_specs(m: &Manifest) -> Vec<GraphSpec> {
     use DType::*;
     use Dim::{Fixed as F, Symbolic as Sym};
@@ -116,17 +117,18 @@ pub fn graph_specs(m: &Manifest) -> Vec<GraphSpec> {
     let hr0 = [F(1), F(c0), F(4 * h), F(4 * h)];
     let hr1 = [F(1), F(c1), F(2 * h), F(2 * h)];
     let feat = [F(1), F(c), F(h), F(h)];
-    vec![
-        GraphSpec {
-            name: manifest::IMAGE_ENCODER,
-            inputs: vec![t("image", F32, &[F(1), F(3), F(s), F(s)])],
-            outputs: vec![
-                t("high_res_feat_0", F32, &hr0),
-                t("high_res_feat_1", F32, &hr1),
-                t("vision_feat", F32, &feat),
-                t("vision_pos", F32, &feat),
-            ],
-        },
+    let image_encoder = |name| GraphSpec {
+        name,
+        inputs: vec![t("image", F32, &[F(1), F(3), F(s), F(s)])],
+        outputs: vec![
+            t("high_res_feat_0", F32, &hr0),
+            t("high_res_feat_1", F32, &hr1),
+            t("vision_feat", F32, &feat),
+            t("vision_pos", F32, &feat),
+        ],
+    };
+    let mut specs = vec![
+        image_encoder(manifest::IMAGE_ENCODER),
         GraphSpec {
             name: manifest::MEMORY_ATTENTION,
             inputs: vec![
@@ -169,7 +171,11 @@ pub fn graph_specs(m: &Manifest) -> Vec<GraphSpec> {
             ],
             outputs: vec![t("maskmem_features", F32, &[b, F(mt), F(cm)])],
         },
-    ]
+    ];
+    if m.graphs.contains_key(manifest::PROMPT_IMAGE_ENCODER) {
+        specs.push(image_encoder(manifest::PROMPT_IMAGE_ENCODER));
+    }
+    specs
 }
 
 /// The spec of one graph by name.

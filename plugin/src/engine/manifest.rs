@@ -27,6 +27,12 @@ pub const IMAGE_ENCODER: &str = "image_encoder";
 pub const MEMORY_ATTENTION: &str = "memory_attention";
 pub const MASK_DECODER: &str = "mask_decoder";
 pub const MEMORY_ENCODER: &str = "memory_encoder";
+/// Optional: the image encoder of the frames that get prompts, with the image
+/// encoder's inputs and outputs (a fast model's fp32 encoder next to its int8
+/// one, `models/quantize.py --fp32-prompted-frames`; CONTRACT.md).
+pub const PROMPT_IMAGE_ENCODER: &str = "prompt_image_encoder";
+/// The graphs a model may have besides [`GRAPH_NAMES`].
+pub const OPTIONAL_GRAPH_NAMES: [&str; 1] = [PROMPT_IMAGE_ENCODER];
 
 /// Host-side learned constants (see CONTRACT.md, "Host constants").
 pub const CONST_NO_MEM_EMBED: &str = "no_mem_embed";
@@ -248,6 +254,16 @@ impl Manifest {
             .unwrap_or(self.feat_size * self.feat_size)
     }
 
+    /// The graphs of this model: [`GRAPH_NAMES`], then those of
+    /// [`OPTIONAL_GRAPH_NAMES`] it has.
+    pub fn graph_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        GRAPH_NAMES.into_iter().chain(
+            OPTIONAL_GRAPH_NAMES
+                .into_iter()
+                .filter(|name| self.graphs.contains_key(*name)),
+        )
+    }
+
     /// A learned host constant by name (checked to exist by [`Manifest::check`]).
     pub fn constant(&self, name: &str) -> &ConstTensor {
         &self.constants[name]
@@ -356,7 +372,7 @@ impl Manifest {
                 return Err(field_err(&field, "has a non-finite value"));
             }
         }
-        for name in GRAPH_NAMES {
+        for name in self.graph_names() {
             let g = self
                 .graphs
                 .get(name)

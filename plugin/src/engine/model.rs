@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::contract::{self, ContractError};
 use super::files::{self, FileError};
-use super::manifest::{GRAPH_NAMES, Manifest, ManifestError};
+use super::manifest::{Manifest, ManifestError};
 pub use super::session::{Placement, cpu_disabled_optimizers};
 use super::session::{Source, load_session};
 use crate::sync::lock;
@@ -216,7 +216,7 @@ impl ModelDir {
             manifest,
             fallbacks: Default::default(),
         };
-        for graph in GRAPH_NAMES {
+        for graph in model.manifest.graph_names() {
             let path = model.graph_path(graph);
             match files::check_regular(&path, "an ONNX graph", MAX_GRAPH_BYTES) {
                 Ok(_) => {}
@@ -242,7 +242,7 @@ impl ModelDir {
         &self.manifest
     }
 
-    /// Path of a graph file (`graph` is one of [`GRAPH_NAMES`]).
+    /// Path of a graph file (`graph` is one of [`Manifest::graph_names`]).
     pub fn graph_path(&self, graph: &str) -> PathBuf {
         self.dir.join(&self.manifest.graphs[graph].file)
     }
@@ -298,7 +298,7 @@ impl ModelDir {
         &self,
         environment: &ort::environment::Environment,
     ) -> Result<(), ModelError> {
-        for graph in GRAPH_NAMES {
+        for graph in self.manifest.graph_names() {
             self.load_checked(environment, graph)?;
         }
         Ok(())
@@ -432,5 +432,56 @@ mod tests {
         std::os::unix::fs::symlink(&graph, &graph).unwrap();
         let err = check_model_dir(tmp.path()).unwrap_err();
         assert!(err.to_string().contains("symbolic links"), "{err}");
+    }
+
+    /// The optional encoder for prompted frames: its file must exist and its
+    /// model.json entry must be the image encoder's contract.
+    #[test]
+    fn prompt_image_encoder_is_checked_as_an_image_encoder() {
+        use crate::engine::manifest::PROMPT_IMAGE_ENCODER;
+        let tmp = micro_copy();
+        let path = tmp.path().join(MANIFEST_FILE);
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut entry = v["graphs"]["image_encoder"].clone();
+        entry["file"] = "prompt_image_encoder.onnx".into();
+        v["graphs"][PROMPT_IMAGE_ENCODER] = entry;
+        let write = |v: &serde_json::Value| std::fs::write(&path, v.to_string()).unwrap();
+        write(&v);
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::GraphMissing {
+                    graph: PROMPT_IMAGE_ENCODER,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        std::fs::copy(
+            tmp.path().join("image_encoder.onnx"),
+            tmp.path().join("prompt_image_encoder.onnx"),
+        )
+        .unwrap();
+        let m = ModelDir::open(tmp.path()).unwrap();
+        let names: Vec<&str> = m.manifest().graph_names().collect();
+        assert_eq!(names.last(), Some(&PROMPT_IMAGE_ENCODER));
+        v["graphs"][PROMPT_IMAGE_ENCODER]["outputs"][2]["shape"][1] = 7.into();
+        write(&v);
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(matches!(err, ModelError::Contract { .. }), "{err}");
+        assert!(
+            err.to_string().contains(PROMPT_IMAGE_ENCODER)
+                && err.to_string().contains("vision_feat"),
+            "{err}"
+        );
+        v["graphs"][PROMPT_IMAGE_ENCODER]["file"] = "../image_encoder.onnx".into();
+        write(&v);
+        let err = check_model_dir(tmp.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("graphs.prompt_image_encoder.file"),
+            "{err}"
+        );
     }
 }

@@ -20,7 +20,6 @@ use std::time::SystemTime;
 
 use ort::value::{DynValue, Value, ValueTypeMarker};
 
-use super::manifest;
 use super::model::{ModelDir, ModelError, Placement, SessionOptions};
 use super::stages::{
     DecoderOutput, Dims, ImageFeatures, MemoryBatch, PromptBatch, StageError, StageTimes, Stages,
@@ -53,8 +52,9 @@ fn key(model: &ModelDir, options: &SessionOptions) -> String {
     };
     let mut files = vec![stamp(&dir.join(super::model::MANIFEST_FILE))];
     files.extend(
-        manifest::GRAPH_NAMES
-            .iter()
+        model
+            .manifest()
+            .graph_names()
             .map(|g| stamp(&model.graph_path(g))),
     );
     format!("{}|{files:?}|{options:?}", dir.display())
@@ -198,6 +198,19 @@ impl SharedStages {
     /// See [`Stages::encode_image`].
     pub fn encode_image(&mut self, image: Vec<f32>) -> Result<ImageFeatures, StageError> {
         self.with(|s| s.encode_image(image))
+    }
+
+    /// See [`Stages::encode_image_for_prompts`].
+    pub fn encode_image_for_prompts(
+        &mut self,
+        image: Vec<f32>,
+    ) -> Result<ImageFeatures, StageError> {
+        self.with(|s| s.encode_image_for_prompts(image))
+    }
+
+    /// See [`Stages::has_prompt_image_encoder`].
+    pub fn has_prompt_image_encoder(&self) -> bool {
+        lock(&self.stages).has_prompt_image_encoder()
     }
 
     /// See [`Stages::no_memory_features`].

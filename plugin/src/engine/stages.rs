@@ -383,6 +383,9 @@ pub struct Stages {
     pub dims: Dims,
     device: Device,
     image_encoder: Graph,
+    /// The model's image encoder for frames with prompts, if it has one
+    /// ([`manifest::PROMPT_IMAGE_ENCODER`]).
+    prompt_image_encoder: Option<Graph>,
     memory_attention: Graph,
     mask_decoder: Graph,
     memory_encoder: Graph,
@@ -433,6 +436,15 @@ impl Stages {
         let memory_attention = main(manifest::MEMORY_ATTENTION, options)?;
         let mask_decoder = main(manifest::MASK_DECODER, options)?;
         let memory_encoder = main(manifest::MEMORY_ENCODER, options)?;
+        let prompt_image_encoder = if model
+            .manifest()
+            .graphs
+            .contains_key(manifest::PROMPT_IMAGE_ENCODER)
+        {
+            Some(main(manifest::PROMPT_IMAGE_ENCODER, options)?)
+        } else {
+            None
+        };
         let device_err = |e: ort::Error| ModelError::GraphLoad {
             graph: manifest::IMAGE_ENCODER,
             path: model.graph_path(manifest::IMAGE_ENCODER),
@@ -478,6 +490,7 @@ impl Stages {
             dims,
             device,
             image_encoder,
+            prompt_image_encoder,
             memory_attention,
             mask_decoder,
             memory_encoder,
@@ -550,22 +563,42 @@ impl Stages {
         }
     }
 
+    /// Whether the model has an image encoder of its own for frames with
+    /// prompts ([`Stages::encode_image_for_prompts`]).
+    pub fn has_prompt_image_encoder(&self) -> bool {
+        self.prompt_image_encoder.is_some()
+    }
+
     /// `image`: [1, 3, S, S] normalised RGB.
     pub fn encode_image(&mut self, image: Vec<f32>) -> Result<ImageFeatures, StageError> {
-        const G: &str = manifest::IMAGE_ENCODER;
+        self.encode_image_with(image, false)
+    }
+
+    /// [`Stages::encode_image`] with the model's image encoder for frames with
+    /// prompts, where it has one (else the same).
+    pub fn encode_image_for_prompts(
+        &mut self,
+        image: Vec<f32>,
+    ) -> Result<ImageFeatures, StageError> {
+        self.encode_image_with(image, true)
+    }
+
+    fn encode_image_with(
+        &mut self,
+        image: Vec<f32>,
+        for_prompts: bool,
+    ) -> Result<ImageFeatures, StageError> {
         let d = self.dims;
-        let input = host(G, &[1, 3, d.s, d.s], image)?;
-        let g = &mut self.image_encoder;
+        let (name, g) = match (for_prompts, &mut self.prompt_image_encoder) {
+            (true, Some(g)) => (manifest::PROMPT_IMAGE_ENCODER, g),
+            _ => (manifest::IMAGE_ENCODER, &mut self.image_encoder),
+        };
+        let input = host(name, &[1, 3, d.s, d.s], image)?;
         g.input("image", &input)?;
         for name in OUT_IMAGE {
             g.output(name, Out::Device, &self.device)?;
         }
-        let mut out = timed!(
-            self,
-            image_encoder,
-            true,
-            self.image_encoder.run(&OUT_IMAGE)
-        )?;
+        let mut out = timed!(self, image_encoder, true, g.run(&OUT_IMAGE))?;
         let mut next = || out.remove(0);
         Ok(ImageFeatures {
             high_res_0: next(),

@@ -171,6 +171,8 @@ impl Tracker {
             self.last = None;
             return Ok(result);
         }
+        // (points, boxes and masks: encoded for prompts at once)
+        self.encode_for_prompts = !on_frame.is_empty();
         let index = match frame {
             FrameInput::Packed(f) => self.begin_frame(&f)?,
             FrameInput::Prepared { rgb, width, height } => {

@@ -113,7 +113,14 @@ impl Tracker {
                 image[c * s * s + p] = (x - pp.mean[c]) / pp.std[c];
             }
         }
-        let features = self.stages.encode_image(image)?;
+        // a frame with prompts: the model's image encoder for them, if it has one
+        let for_prompts = std::mem::take(&mut self.encode_for_prompts) && self.prompt_encoder;
+        let image_for_prompts = (self.prompt_encoder && !for_prompts).then(|| image.clone());
+        let features = if for_prompts {
+            self.stages.encode_image_for_prompts(image)?
+        } else {
+            self.stages.encode_image(image)?
+        };
         // Memories of the previous frame's prompts use that frame's features.
         self.flush_pending()?;
         let index = self.next_index;
@@ -123,6 +130,7 @@ impl Tracker {
             width,
             height,
             features,
+            image: image_for_prompts,
         });
         for o in &mut self.objects {
             o.current = None;

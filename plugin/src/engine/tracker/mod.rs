@@ -217,6 +217,10 @@ struct Current {
     width: usize,
     height: usize,
     features: ImageFeatures,
+    /// The normalised image, kept until the frame's first prompt when the model
+    /// has an image encoder for frames with prompts and these features come
+    /// from the other one ([`Tracker::take_current_for_prompt`]).
+    image: Option<Vec<f32>>,
 }
 
 /// Effective memory rules (model settings with the user's overrides).
@@ -243,6 +247,11 @@ pub struct Tracker {
     objects: Vec<Object>,
     current: Option<Current>,
     next_index: u64,
+    /// The model has an image encoder for frames with prompts
+    /// ([`manifest::PROMPT_IMAGE_ENCODER`]).
+    prompt_encoder: bool,
+    /// The next frame gets prompts: encode it with that encoder at once.
+    pub(super) encode_for_prompts: bool,
     /// The previous frame's result ([`Tracker::step`]), for clicks on it.
     pub(super) last: Option<super::step::LastResult>,
 }
@@ -287,7 +296,8 @@ impl Tracker {
                 "max objects must be at least 1".into(),
             ));
         }
-        let stages = stages.into();
+        let stages: SharedStages = stages.into();
+        let prompt_encoder = stages.has_prompt_image_encoder();
         let w = manifest.constant(manifest::CONST_MASK_DOWNSAMPLE_WEIGHT);
         Ok(Tracker {
             dims: stages.dims(),
@@ -303,6 +313,8 @@ impl Tracker {
             objects: Vec::new(),
             current: None,
             next_index: 0,
+            prompt_encoder,
+            encode_for_prompts: false,
             last: None,
         })
     }
@@ -391,6 +403,26 @@ impl Tracker {
         let flags = vec![if from_prompts { 1.0 } else { 0.0 }; outs.len()];
         let scores: Vec<f32> = outs.iter().map(|o| o.object_score).collect();
         Ok(self.stages.encode_memory(features, masks, flags, scores)?)
+    }
+
+    /// Takes the current frame for a prompt. With an image encoder for frames
+    /// with prompts (a fast model's fp32 one next to its int8 one), a frame
+    /// encoded by the other is encoded again by it first: the prompted frame's
+    /// mask, and its memory, which conditions every later frame, get that
+    /// encoder's features. (Objects tracked on the frame before the prompt
+    /// keep their outputs.)
+    fn take_current_for_prompt(&mut self) -> Result<Current, TrackerError> {
+        let mut cur = self.current.take().ok_or(TrackerError::NoFrame)?;
+        if let Some(image) = cur.image.take() {
+            match self.stages.encode_image_for_prompts(image) {
+                Ok(features) => cur.features = features,
+                Err(err) => {
+                    self.current = Some(cur);
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(cur)
     }
 
     // ----------------------------------------------------------------- prompts

@@ -163,7 +163,7 @@ impl Tracker {
                 .map(|p| p.out.logits.clone())
                 .or_else(|| o.current.as_ref().map(|(h, _)| h.logits.clone()))
         };
-        let cur = self.current.take().ok_or(TrackerError::NoFrame)?;
+        let cur = self.take_current_for_prompt()?;
         let result = (|| {
             let l = self.dims.l;
             let (mask_input, has) = match prev {
@@ -268,7 +268,7 @@ impl Tracker {
         );
         let low = ops::resize_bilinear_aa(&high, l, l);
         let down = ops::conv4x4_stride4(&binary, &self.mask_downsample_w, self.mask_downsample_b);
-        let cur = self.current.take().ok_or(TrackerError::NoFrame)?;
+        let cur = self.take_current_for_prompt()?;
         let prompts = PromptBatch {
             batch: 1,
             n: 1,
