@@ -39,7 +39,7 @@
 #   BENCH_EDGETAM_OBJECTS=1,4 BENCH_ROUNDS=2  # its object counts and rounds (defaults)
 #   BENCH_WEIGHTS=random ...               # the seeded random weights instead of the default
 #                                          #   "trained" (models/train_synthetic.py, trained once
-#                                          #   into target/bench, ~45 min on 2 cores): masks
+#                                          #   into target/bench, ~25 min on 2 cores): masks
 #                                          #   that follow their prompts (README: "The
 #                                          #   trained benchmark model" says how well), so
 #                                          #   that the modes' fidelity means something
@@ -224,7 +224,7 @@ if [ "$WEIGHTS" = trained ] && { [ ! -f "$CKPT" ] || [ "$(cat "$CKPT.stamp" 2>/d
             ! videoconvert ! video/x-raw,format=RGB ! pngenc compression-level=1 \
             ! multifilesink location="$BG/$v-%03d.png"
     done
-    log "training the benchmark model ($CONFIG, seed 0: ~45 min on 2 cores)"
+    log "training the benchmark model ($CONFIG, seed 0: ~25 min on 2 cores)"
     "$PY" models/train_synthetic.py --config "$CONFIG" --seed 0 --backgrounds "$BG" \
         --threads 2 --out "$CKPT" >"$OUT/train-$CONFIG.log" 2>&1 \
         || { tail -n 20 "$OUT/train-$CONFIG.log" >&2; die "training failed"; }
