@@ -171,14 +171,17 @@ impl Tracker {
             self.last = None;
             return Ok(result);
         }
-        // (points, boxes and masks: encoded for prompts at once)
+        // (points, boxes and masks: encoded for prompts at once; the flag is
+        // cleared whether the frame could be begun or not)
         self.encode_for_prompts = !on_frame.is_empty();
-        let index = match frame {
-            FrameInput::Packed(f) => self.begin_frame(&f)?,
+        let begun = match frame {
+            FrameInput::Packed(f) => self.begin_frame(&f),
             FrameInput::Prepared { rgb, width, height } => {
-                self.begin_prepared_frame(rgb, width, height)?
+                self.begin_prepared_frame(rgb, width, height)
             }
         };
+        self.encode_for_prompts = false;
+        let index = begun?;
         result.index = Some(index);
         self.apply(&on_frame, &mut result)?;
         let outputs = self.track()?;
