@@ -113,8 +113,9 @@ impl Tracker {
                 image[c * s * s + p] = (x - pp.mean[c]) / pp.std[c];
             }
         }
-        // a frame with prompts: the model's image encoder for them, if it has one
-        let for_prompts = std::mem::take(&mut self.encode_for_prompts) && self.prompt_encoder;
+        // a frame with prompts (`step` sets and clears the flag): the model's
+        // image encoder for them, if it has one
+        let for_prompts = self.encode_for_prompts && self.prompt_encoder;
         let image_for_prompts = (self.prompt_encoder && !for_prompts).then(|| image.clone());
         let features = if for_prompts {
             self.stages.encode_image_for_prompts(image)?
