@@ -225,10 +225,11 @@ def check_against_official(model, facts, log) -> float:
 INT8_SCORES_TOL = 0.1
 
 
-def export_graph(model, name, spec, path, facts, int8_scores=0):
-    """int8_scores: 0, or the key levels of the int8-scores memory attention."""
+def export_graph(model, name, spec, path, facts, int8_scores=0, int8_values=False):
+    """int8_scores: 0, or the key levels of the int8-scores memory attention; int8_values:
+    its self-attention's values too (G._Int8Values)."""
     if name == "memory_attention" and int8_scores:
-        wrapper = G.MemoryAttentionGraph(model, int8_scores=int8_scores).eval()
+        wrapper = G.MemoryAttentionGraph(model, int8_scores=int8_scores, int8_values=int8_values).eval()
     else:
         wrapper = G.WRAPPERS[name](model).eval()
     inp = G.example_inputs(spec, seed=1, sizes=_sizes_with_s(EXPORT_SIZES, facts))
@@ -371,6 +372,14 @@ def main(argv=None):
         "MatMulInteger); its graph's precision becomes int8-scores (README: speed modes)",
     )
     ap.add_argument(
+        "--int8-attention-values",
+        action="store_true",
+        help="with --int8-attention-scores: the memory attention's self-attention product of the "
+        "softmax weights with the values as int8 products too (each weight row scaled by its "
+        "largest weight to uint8, values int8 per layer); its graph's precision becomes "
+        "int8-scores+int8-values (README: speed modes)",
+    )
+    ap.add_argument(
         "--int8-bits",
         type=int,
         choices=(7, 8),
@@ -391,6 +400,8 @@ def main(argv=None):
     why = G.check_package_for(args.config)
     if why:
         ap.error(why)
+    if args.int8_attention_values and not args.int8_attention_scores:
+        ap.error("--int8-attention-values needs --int8-attention-scores")
     if args.image_size is not None and args.image_size % 64 != 0:
         ap.error("--image-size must be a multiple of 64")
 
@@ -426,7 +437,8 @@ def main(argv=None):
         int8_scores = 0
         if args.int8_attention_scores and name == "memory_attention":
             int8_scores = G.KEY_LEVELS_7BIT if args.int8_bits == 7 else G.KEY_LEVELS_8BIT
-        wrapper = export_graph(model, name, specs[name], path, facts, int8_scores)
+        int8_values = bool(int8_scores) and args.int8_attention_values
+        wrapper = export_graph(model, name, specs[name], path, facts, int8_scores, int8_values)
         saved = dedupe_constants(path)
         log(
             f"exported {name}.onnx ({os.path.getsize(path) / 1e6:.2f} MB, "
@@ -445,7 +457,14 @@ def main(argv=None):
             "file": f"{name}.onnx",
             # int8_max_abs: the largest |value| of the int8 operand of its uint8 x int8
             # products (the engine warns where ONNX Runtime's kernel saturates beyond 64)
-            **({"precision": "int8-scores", "int8_max_abs": int8_scores} if int8_scores else {}),
+            **(
+                {
+                    "precision": "int8-scores+int8-values" if int8_values else "int8-scores",
+                    "int8_max_abs": int8_scores,
+                }
+                if int8_scores
+                else {}
+            ),
             "sha256": sha256(path),
             "inputs": [{"name": n, "dtype": d, "shape": s} for n, d, s in specs[name]["inputs"]],
             "outputs": [{"name": n, "dtype": d, "shape": s} for n, d, s in specs[name]["outputs"]],

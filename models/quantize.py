@@ -13,8 +13,10 @@ AVX-VNNI / AVX2). Products of two
 activations (the attention matrices) stay fp32 here: quantize_dynamic re-quantises both
 sides of each product per call, which cost accuracy for no speed. The memory attention's
 cross-attention scores have their own int8 form, made at export (`export.py
---int8-attention-scores`: keys quantised once per layer, int8 x uint8 products); a graph
-exported that way can be quantised here too (precision "int8-dynamic+int8-scores"). The graphs keep the inputs and outputs of models/CONTRACT.md, so the
+--int8-attention-scores`: keys quantised once per layer, int8 x uint8 products; with
+`--int8-attention-values` the self-attention's softmax weights times its values too); a graph
+exported that way can be quantised here too (precision "int8-dynamic+int8-scores", or
+"int8-dynamic+int8-scores+int8-values"). The graphs keep the inputs and outputs of models/CONTRACT.md, so the
 engine and the element load the result like any other model directory; model.json gets
 the new sha256, a `precision` of "int8-dynamic" and the `int8_max_abs` of its int8 values
 (64 or 127; the plugin warns where 127 saturates) on each rewritten graph.
@@ -196,8 +198,9 @@ def main(argv=None) -> int:
     with open(os.path.join(args.model, "model.json")) as f:
         manifest = json.load(f)
     for g in graphs:
-        # int8-scores graphs (export.py --int8-attention-scores) still have fp32 weights
-        if manifest["graphs"][g].get("precision", "fp32") not in ("fp32", "int8-scores"):
+        # int8-scores graphs (export.py --int8-attention-scores, with or without
+        # --int8-attention-values) still have fp32 weights
+        if manifest["graphs"][g].get("precision", "fp32") not in ("fp32", "int8-scores", "int8-scores+int8-values"):
             ap.error(f"{g} in {args.model} is already {manifest['graphs'][g]['precision']}")
 
     if args.fp32_prompted_frames and "image_encoder" not in graphs:

@@ -1100,19 +1100,23 @@ def _apply_rope(x, cos, sin):
     return torch.stack((out_r, out_i), dim=-1).flatten(-2)
 
 
-def _chunked_attention(q, chunk, scores, v):
-    """softmax(scores(q)) v, `chunk` query rows of q at a time (0: all at once).
+def _chunked_attention(q, chunk, scores, v, weigh=None):
+    """softmax(scores(q)) v, `chunk` query rows of q at a time (0: all at once); weigh:
+    None, or a function (softmax rows) -> their product with the values, instead of
+    the fp32 matmul with v.
 
     Chunking bounds the attention matrix held at once (at 1024 with 7 memories a full one
     is 4096 x 28k fp32 = 470 MB per object) without changing any value: each query row's
     softmax only reads its own row."""
+    if weigh is None:
+
+        def weigh(p):
+            return torch.matmul(p, v)
+
     rows = q.shape[-2]
     if not chunk or chunk >= rows:
-        return torch.matmul(torch.softmax(scores(q), dim=-1), v)
-    parts = [
-        torch.matmul(torch.softmax(scores(q[..., s : s + chunk, :]), dim=-1), v)
-        for s in range(0, rows, chunk)
-    ]
+        return weigh(torch.softmax(scores(q), dim=-1))
+    parts = [weigh(torch.softmax(scores(q[..., s : s + chunk, :]), dim=-1)) for s in range(0, rows, chunk)]
     return torch.cat(parts, dim=-2)
 
 
@@ -1191,9 +1195,10 @@ class _Int8Scores(torch.autograd.Function):
         return out
 
 
-def _attend_int8_scores(q, k, bias, v, chunk, levels):
+def _attend_int8_scores(q, k, bias, v, chunk, levels, int8_values=False):
     """softmax(q k^T + bias) v with int8 scores (see above; keys in [-levels, levels]), in
-    query chunks; bias [B, 1, 1, Lk] or None."""
+    query chunks; bias [B, 1, 1, Lk] or None. int8_values: the product with v as int8
+    products too (_Int8Values; values in [-levels, levels])."""
     kq, ks = _QuantS8.apply(k, levels)
     kt = kq.transpose(-1, -2)
 
@@ -1201,23 +1206,79 @@ def _attend_int8_scores(q, k, bias, v, chunk, levels):
         out = _Int8Scores.apply(qc, kt, ks)
         return out if bias is None else out + bias
 
-    return _chunked_attention(q, chunk, scores, v)
+    weigh = None
+    if int8_values:
+        vq, vs = _QuantS8.apply(v, levels)
+        # one more column of ones: the products' last column sums each row's weights
+        vq1 = torch.cat([vq, torch.ones_like(vq[..., :1])], dim=-1)
+
+        def weigh(p):
+            return _Int8Values.apply(p, vq1, vs)
+
+    return _chunked_attention(q, chunk, scores, v, weigh)
+
+
+# ---- int8 attention values (a speed mode on top of the int8 scores) ---------------------
+#
+# With int8 scores, the memory attention's largest fp32 product left is the self-attention's
+# softmax(.) v: 4,096 x 4,096 x 256 per layer at 1024, ~30% of the fast mode's memory
+# attention at 1 object with 2 memory frames (run S21). With int8 values
+# (MemoryAttentionGraph(int8_values=True), export.py --int8-attention-values) each softmax
+# row is divided by its largest weight (into [0, 1], the largest exactly 1) and quantised to
+# uint8 with the fixed scale 1/255; the values are quantised once per layer to int8
+# (symmetric, per tensor, the keys' levels), with one more column of ones, so that
+# MatMulInteger gives each row's integer products and, in that column, the sum of its
+# quantised weights, by which the row is divided: the output is the values' average under
+# the quantised weights (a weight below 1/510 of its row's largest counts as zero; the rows
+# stay averages, so no weight mass is lost to scaling). The cross-attention keeps its fp32
+# product: it runs on the memory's 64 channels (values projected after the attention, see
+# _cross_attention), where the integer products did not pay for their passes over the
+# weights (S21: 47 against 44 ms per layer at 2 memory frames).
+
+
+class _Int8Values(torch.autograd.Function):
+    """softmax rows p [..., Lq, Lk] times int8 values vq1 [..., Lk, Dv + 1] (the last column
+    ones) with scale v_scale -> [..., Lq, Dv]: u = p / max(row) quantised to uint8 as ONNX
+    QuantizeLinear does with the scale 1/255, the products MatMulInteger's int32, the result
+    (acc[:Dv] / acc[Dv]) * v_scale."""
+
+    @staticmethod
+    def forward(ctx, p, vq1, v_scale):
+        u = p / p.amax(dim=-1, keepdim=True)
+        pq = torch.clamp(torch.round(u / torch.tensor(1.0 / 255.0, dtype=torch.float32)), 0, 255)
+        acc = torch.matmul(pq.double(), vq1.double()).float()
+        return acc[..., :-1] / acc[..., -1:] * v_scale
+
+    @staticmethod
+    def symbolic(g, p, vq1, v_scale):
+        def const(v, dtype=None):
+            return g.op("Constant", value_t=torch.tensor(v, dtype=dtype))
+
+        u = g.op("Div", p, g.op("ReduceMax", p, axes_i=[-1], keepdims_i=1))
+        pq = g.op("QuantizeLinear", u, const(1.0 / 255.0, torch.float32), const(0, torch.uint8))
+        acc = g.op("Cast", g.op("MatMulInteger", pq, vq1), to_i=1)  # FLOAT
+        sums = g.op("Slice", acc, const([-1]), const([2**62]), const([-1]))
+        rows = g.op("Slice", acc, const([0]), const([-1]), const([-1]))
+        out = g.op("Mul", g.op("Div", rows, sums), v_scale)
+        out.setType(p.type().with_sizes(None))
+        return out
 
 
 def _heads(mod, x):
     return mod._separate_heads(x, mod.num_heads)
 
 
-def _self_attention(mod, x, cos, sin, chunk, int8_scores=0):
+def _self_attention(mod, x, cos, sin, chunk, int8_scores=0, int8_values=False):
     """The official RoPEAttention on x (queries = keys = values) with real arithmetic.
     The softmax scale is applied to q (1/16 at head dim 256: a power of two, exact).
-    int8_scores: 0, or the key levels of int8 scores (see _attend_int8_scores)."""
+    int8_scores: 0, or the key levels of int8 scores (see _attend_int8_scores);
+    int8_values: with int8 scores, the values' product too (_Int8Values)."""
     q = _apply_rope(_heads(mod, mod.q_proj(x)), cos, sin)
     k = _apply_rope(_heads(mod, mod.k_proj(x)), cos, sin)
     v = _heads(mod, mod.v_proj(x))
     q = q * (1.0 / math.sqrt(q.shape[-1]))
     if int8_scores:
-        out = _attend_int8_scores(q, k, None, v, chunk, int8_scores)
+        out = _attend_int8_scores(q, k, None, v, chunk, int8_scores, int8_values)
     else:
         out = _attend(q, k, v, chunk)
     return mod.out_proj(mod._recombine_heads(out))
@@ -1275,13 +1336,20 @@ class MemoryAttentionGraph(torch.nn.Module):
     `*_valid` entry is 0 get an additive -1e9 attention bias (exactly zero weight).
     int8_scores: 0 (fp32), or the attention scores as int8 products with keys in
     [-int8_scores, int8_scores] (a CPU speed mode, see _attend_int8_scores and
-    KEY_LEVELS_7BIT; export.py --int8-attention-scores)."""
+    KEY_LEVELS_7BIT; export.py --int8-attention-scores); int8_values (with int8 scores):
+    the self-attention's product with the values as int8 products too (_Int8Values;
+    export.py --int8-attention-values)."""
 
-    def __init__(self, model, query_chunk: int = ATTENTION_QUERY_CHUNK, int8_scores: int = 0):
+    def __init__(
+        self, model, query_chunk: int = ATTENTION_QUERY_CHUNK, int8_scores: int = 0, int8_values: bool = False
+    ):
         super().__init__()
+        if int8_values and not int8_scores:
+            raise ValueError("int8 attention values need int8 attention scores")
         self.model = model
         self.query_chunk = query_chunk
         self.int8_scores = int8_scores
+        self.int8_values = int8_values
         ma = model.memory_attention
         for layer in ma.layers:
             assert not layer.pos_enc_at_attn, "pos_enc_at_attn=True is not supported"
@@ -1371,7 +1439,7 @@ class MemoryAttentionGraph(torch.nn.Module):
         tgt = out
         for layer in ma.layers:
             t2 = layer.norm1(tgt)
-            t2 = _self_attention(layer.self_attn, t2, cos, sin, chunk, self.int8_scores)
+            t2 = _self_attention(layer.self_attn, t2, cos, sin, chunk, self.int8_scores, self.int8_values)
             tgt = tgt + t2
             t2 = layer.norm2(tgt)
             q = t2 + curr_pos if layer.pos_enc_at_cross_attn_queries else t2

@@ -229,7 +229,12 @@ mod tests {
     #[test]
     fn the_int8_fixtures_are_exact_on_every_cpu() {
         // what the int8 parity tests run must not depend on the CI machine's VNNI
-        for dir in ["micro-int8", "micro-int8-hr", "micro-int8-scores"] {
+        for dir in [
+            "micro-int8",
+            "micro-int8-hr",
+            "micro-int8-scores",
+            "micro-int8-values",
+        ] {
             let path = format!(
                 "{}/../tests/fixtures/{dir}/model.json",
                 env!("CARGO_MANIFEST_DIR")
