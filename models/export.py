@@ -226,10 +226,15 @@ INT8_SCORES_TOL = 0.1
 
 
 def export_graph(model, name, spec, path, facts, int8_scores=0, int8_values=False):
-    """int8_scores: 0, or the key levels of the int8-scores memory attention; int8_values:
-    its self-attention's values too (G._Int8Values)."""
+    """int8_scores: 0, or the key levels of the int8-scores memory attention (or, for the
+    image encoder, of its global blocks' int8 attention); int8_values: the memory
+    attention's self-attention values too (G._Int8Values)."""
     if name == "memory_attention" and int8_scores:
         wrapper = G.MemoryAttentionGraph(model, int8_scores=int8_scores, int8_values=int8_values).eval()
+    elif name == "image_encoder" and int8_scores:
+        if G.hiera_fast_path_unsupported(model) is not None:
+            raise ValueError("--int8-encoder-attention: only Hiera image encoders (HieraImageEncoderGraph)")
+        wrapper = G.HieraImageEncoderGraph(model, int8_attention=int8_scores).eval()
     else:
         wrapper = G.WRAPPERS[name](model).eval()
     inp = G.example_inputs(spec, seed=1, sizes=_sizes_with_s(EXPORT_SIZES, facts))
@@ -380,6 +385,15 @@ def main(argv=None):
         "int8-scores+int8-values (README: speed modes)",
     )
     ap.add_argument(
+        "--int8-encoder-attention",
+        action="store_true",
+        help="a CPU speed mode: the image encoder's global-attention blocks (Hiera) with their "
+        "attention scores and values as int8 products (as --int8-attention-values does in the "
+        "memory attention); its graph's precision becomes int8-scores+int8-values. Pair it with "
+        "quantize.py --fp32-prompted-frames --fp32-encoder-from <the plain export> (README: "
+        "speed modes)",
+    )
+    ap.add_argument(
         "--int8-bits",
         type=int,
         choices=(7, 8),
@@ -435,9 +449,13 @@ def main(argv=None):
         path = os.path.join(args.out, f"{name}.onnx")
         t1 = time.time()
         int8_scores = 0
-        if args.int8_attention_scores and name == "memory_attention":
-            int8_scores = G.KEY_LEVELS_7BIT if args.int8_bits == 7 else G.KEY_LEVELS_8BIT
-        int8_values = bool(int8_scores) and args.int8_attention_values
+        levels = G.KEY_LEVELS_7BIT if args.int8_bits == 7 else G.KEY_LEVELS_8BIT
+        if (args.int8_attention_scores and name == "memory_attention") or (
+            args.int8_encoder_attention and name == "image_encoder"
+        ):
+            int8_scores = levels
+        # the image encoder's int8 attention is scores and values alike
+        int8_values = bool(int8_scores) and (args.int8_attention_values or name == "image_encoder")
         wrapper = export_graph(model, name, specs[name], path, facts, int8_scores, int8_values)
         saved = dedupe_constants(path)
         log(
@@ -520,7 +538,7 @@ def main(argv=None):
     if not args.skip_check:
         if worst > args.tol or failed:
             log(f"FAILED: max abs diff {worst:.3g} (tolerance {args.tol:g})" + "".join(f"; {f}" for f in failed))
-            note = int8_saturation_note(args.int8_bits) if args.int8_attention_scores else None
+            note = int8_saturation_note(args.int8_bits) if (args.int8_attention_scores or args.int8_encoder_attention) else None
             if note and failed:
                 log(f"  ({note})")
             return 1

@@ -185,6 +185,13 @@ def main(argv=None) -> int:
         help="keep the fp32 image encoder as prompt_image_encoder: the frames that get prompts "
         "are encoded by it (needs image_encoder among --graphs)",
     )
+    ap.add_argument(
+        "--fp32-encoder-from",
+        metavar="DIR",
+        help="with --fp32-prompted-frames: take that encoder from this model directory (export.py's "
+        "plain export of the same checkpoint and size) instead of --model; needed when --model's "
+        "image encoder is not fp32 (export.py --int8-encoder-attention)",
+    )
     ap.add_argument("--skip-check", action="store_true", help="do not compare with the fp32 graphs")
     args = ap.parse_args(argv)
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -207,16 +214,32 @@ def main(argv=None) -> int:
         ap.error("--fp32-prompted-frames: the image encoder is not quantised (--graphs)")
     if args.fp32_prompted_frames and PROMPT_IMAGE_ENCODER in manifest["graphs"]:
         ap.error(f"--fp32-prompted-frames: {args.model} has a {PROMPT_IMAGE_ENCODER} already")
+    if args.fp32_encoder_from and not args.fp32_prompted_frames:
+        ap.error("--fp32-encoder-from needs --fp32-prompted-frames")
+    fp32_dir, fp32_manifest = args.model, manifest
+    if args.fp32_encoder_from:
+        fp32_dir = args.fp32_encoder_from
+        with open(os.path.join(fp32_dir, "model.json")) as f:
+            fp32_manifest = json.load(f)
+        for key in ("model", "image_size"):
+            if fp32_manifest.get(key) != manifest.get(key):
+                ap.error(f"--fp32-encoder-from: {fp32_dir} is not the same model as {args.model} ({key} differs)")
+    if args.fp32_prompted_frames and fp32_manifest["graphs"]["image_encoder"].get("precision", "fp32") != "fp32":
+        ap.error(
+            f"--fp32-prompted-frames: the image encoder of {fp32_dir} is "
+            f"{fp32_manifest['graphs']['image_encoder']['precision']}, not fp32 (--fp32-encoder-from)"
+        )
     os.makedirs(args.out, exist_ok=True)
     if args.fp32_prompted_frames:
         # the exported encoder as it is (its entry copied before the loop rewrites it)
-        entry = json.loads(json.dumps(manifest["graphs"]["image_encoder"]))
+        entry = json.loads(json.dumps(fp32_manifest["graphs"]["image_encoder"]))
         entry["file"] = f"{PROMPT_IMAGE_ENCODER}.onnx"
         shutil.copyfile(
-            os.path.join(args.model, manifest["graphs"]["image_encoder"]["file"]), os.path.join(args.out, entry["file"])
+            os.path.join(fp32_dir, fp32_manifest["graphs"]["image_encoder"]["file"]),
+            os.path.join(args.out, entry["file"]),
         )
         manifest["graphs"][PROMPT_IMAGE_ENCODER] = entry
-        log(f"kept the fp32 image encoder as {entry['file']} (frames with prompts)")
+        log(f"kept the fp32 image encoder of {fp32_dir} as {entry['file']} (frames with prompts)")
     note = int8_saturation_note(args.int8_bits)
     if note and not args.skip_check:
         log(f"note: {note} (the differences below are this machine's)")
@@ -267,6 +290,7 @@ def main(argv=None) -> int:
         "onnxruntime": onnxruntime.__version__,
         "checks": checks,
         "fp32_prompted_frames": args.fp32_prompted_frames,
+        **({"fp32_encoder_from": os.path.basename(os.path.normpath(args.fp32_encoder_from))} if args.fp32_encoder_from else {}),
     }
     if high_res:
         manifest["export"]["quantization"]["image_encoder_high_res_path"] = high_res

@@ -612,7 +612,9 @@ class ImageEncoderGraph(torch.nn.Module):
 #   into the output projection's (softmax rows sum to one);
 # - q k^T is com.microsoft FusedMatMul with transB (no k^T tensor); the global blocks use
 #   com.microsoft MultiHeadAttention (ONNX Runtime's fused CPU/CUDA attention kernel: no
-#   head transposes; ~5% faster encoder than MatMul/Softmax/MatMul in query chunks);
+#   head transposes; ~5% faster encoder than MatMul/Softmax/MatMul in query chunks), or, in
+#   the CPU speed mode export.py --int8-encoder-attention, int8 scores and values in query
+#   chunks (_attend_int8_scores; ~12% faster int8 encoder, S21);
 # - the leading blocks that only attend within the first stage's windows (hiera-tiny:
 #   blocks 0-3) run band by band, ENCODER_CHUNK_ROWS rows of windows at a time, so that a
 #   band's activations stay in the CPU caches (3-9% faster encoder, 750 -> 550 MiB peak);
@@ -746,13 +748,16 @@ class HieraImageEncoderGraph(torch.nn.Module):
     layout suited to ONNX Runtime (see the comment above). The weights it needs are
     copied (transposed, merged) when it is built: build it right before exporting."""
 
-    def __init__(self, model, chunk_rows: int = ENCODER_CHUNK_ROWS):
+    def __init__(self, model, chunk_rows: int = ENCODER_CHUNK_ROWS, int8_attention: int = 0):
         super().__init__()
         reason = hiera_fast_path_unsupported(model)
         if reason:
             raise ValueError(f"HieraImageEncoderGraph: {reason}")
         self.model = model
         self.chunk_rows = chunk_rows
+        # 0, or the int8 levels of the global blocks' attention as int8 scores and values
+        # (a CPU speed mode, export.py --int8-encoder-attention; see _global_attention)
+        self.int8_attention = int8_attention
         trunk = model.image_encoder.trunk
         neck = model.image_encoder.neck
         with torch.no_grad():
@@ -847,7 +852,7 @@ class HieraImageEncoderGraph(torch.nn.Module):
                 q = qq.reshape(1, -1, c)
         heads = blk.attn.num_heads
         if ws == 0:
-            o = _MultiHeadAttention.apply(q, k, v, heads)
+            o = self._global_attention(q, k, v, heads)
         else:
             o = self._window_attention(q, k, v, heads)
         o = _linear(o, self._w(i, "wp"), self._w(i, "bp"))
@@ -862,6 +867,26 @@ class HieraImageEncoderGraph(torch.nn.Module):
         x = shortcut + o
         x = x + blk.mlp(blk.norm2(x))
         return x, ws_cur
+
+    def _global_attention(self, q, k, v, heads):
+        """Attention over the whole map: q [1, Lq, C], k/v [1, L, C] -> [1, Lq, C]. fp32:
+        ONNX Runtime's fused MultiHeadAttention; with int8_attention, the scores and the
+        values as int8 products (_attend_int8_scores with int8 values), in query chunks:
+        at 1024 (hiera-tiny: 4,096 tokens, 4 heads of 96) 115 against 164 ms per block in
+        isolation, the int8 encoder 1,239-1,257 against 1,423 ms (S21)."""
+        if not self.int8_attention:
+            return _MultiHeadAttention.apply(q, k, v, heads)
+        _, lq, c = q.shape
+        d = c // heads
+
+        def split(t):
+            return t.reshape(1, -1, heads, d).transpose(1, 2)
+
+        o = _attend_int8_scores(
+            split(q) * (1.0 / math.sqrt(d)), split(k), None, split(v), ATTENTION_QUERY_CHUNK,
+            self.int8_attention, int8_values=True,
+        )
+        return o.transpose(1, 2).reshape(1, lq, c)
 
     @staticmethod
     def _window_attention(q, k, v, heads):
@@ -1102,21 +1127,21 @@ def _apply_rope(x, cos, sin):
 
 def _chunked_attention(q, chunk, scores, v, weigh=None):
     """softmax(scores(q)) v, `chunk` query rows of q at a time (0: all at once); weigh:
-    None, or a function (softmax rows) -> their product with the values, instead of
-    the fp32 matmul with v.
+    None, or a function (score rows) -> their softmax's product with the values, instead
+    of the softmax and the fp32 matmul with v.
 
     Chunking bounds the attention matrix held at once (at 1024 with 7 memories a full one
     is 4096 x 28k fp32 = 470 MB per object) without changing any value: each query row's
     softmax only reads its own row."""
     if weigh is None:
 
-        def weigh(p):
-            return torch.matmul(p, v)
+        def weigh(s):
+            return torch.matmul(torch.softmax(s, dim=-1), v)
 
     rows = q.shape[-2]
     if not chunk or chunk >= rows:
-        return weigh(torch.softmax(scores(q), dim=-1))
-    parts = [weigh(torch.softmax(scores(q[..., s : s + chunk, :]), dim=-1)) for s in range(0, rows, chunk)]
+        return weigh(scores(q))
+    parts = [weigh(scores(q[..., s : s + chunk, :])) for s in range(0, rows, chunk)]
     return torch.cat(parts, dim=-2)
 
 
@@ -1212,8 +1237,8 @@ def _attend_int8_scores(q, k, bias, v, chunk, levels, int8_values=False):
         # one more column of ones: the products' last column sums each row's weights
         vq1 = torch.cat([vq, torch.ones_like(vq[..., :1])], dim=-1)
 
-        def weigh(p):
-            return _Int8Values.apply(p, vq1, vs)
+        def weigh(s):
+            return _Int8Values.apply(s, vq1, vs)
 
     return _chunked_attention(q, chunk, scores, v, weigh)
 
@@ -1223,9 +1248,11 @@ def _attend_int8_scores(q, k, bias, v, chunk, levels, int8_values=False):
 # With int8 scores, the memory attention's largest fp32 product left is the self-attention's
 # softmax(.) v: 4,096 x 4,096 x 256 per layer at 1024, ~30% of the fast mode's memory
 # attention at 1 object with 2 memory frames (run S21). With int8 values
-# (MemoryAttentionGraph(int8_values=True), export.py --int8-attention-values) each softmax
-# row is divided by its largest weight (into [0, 1], the largest exactly 1) and quantised to
-# uint8 with the fixed scale 1/255; the values are quantised once per layer to int8
+# (MemoryAttentionGraph(int8_values=True), export.py --int8-attention-values) each row of
+# softmax weights is taken divided by its largest weight, exp(s - max s) (in [0, 1], the
+# largest exactly 1; the softmax's own normalisation is left out, the division below does
+# it), and quantised to uint8 with the fixed scale 1/255; the values are quantised once
+# per layer to int8
 # (symmetric, per tensor, the keys' levels), with one more column of ones, so that
 # MatMulInteger gives each row's integer products and, in that column, the sum of its
 # quantised weights, by which the row is divided: the output is the values' average under
@@ -1237,30 +1264,30 @@ def _attend_int8_scores(q, k, bias, v, chunk, levels, int8_values=False):
 
 
 class _Int8Values(torch.autograd.Function):
-    """softmax rows p [..., Lq, Lk] times int8 values vq1 [..., Lk, Dv + 1] (the last column
-    ones) with scale v_scale -> [..., Lq, Dv]: u = p / max(row) quantised to uint8 as ONNX
-    QuantizeLinear does with the scale 1/255, the products MatMulInteger's int32, the result
-    (acc[:Dv] / acc[Dv]) * v_scale."""
+    """softmax(s) of score rows s [..., Lq, Lk] times int8 values vq1 [..., Lk, Dv + 1] (the
+    last column ones) with scale v_scale -> [..., Lq, Dv]: u = exp(s - max(row)) quantised to
+    uint8 as ONNX QuantizeLinear does with the scale 1/255, the products MatMulInteger's
+    int32, the result (acc[:Dv] / acc[Dv]) * v_scale."""
 
     @staticmethod
-    def forward(ctx, p, vq1, v_scale):
-        u = p / p.amax(dim=-1, keepdim=True)
+    def forward(ctx, s, vq1, v_scale):
+        u = torch.exp(s - s.amax(dim=-1, keepdim=True))
         pq = torch.clamp(torch.round(u / torch.tensor(1.0 / 255.0, dtype=torch.float32)), 0, 255)
         acc = torch.matmul(pq.double(), vq1.double()).float()
         return acc[..., :-1] / acc[..., -1:] * v_scale
 
     @staticmethod
-    def symbolic(g, p, vq1, v_scale):
+    def symbolic(g, s, vq1, v_scale):
         def const(v, dtype=None):
             return g.op("Constant", value_t=torch.tensor(v, dtype=dtype))
 
-        u = g.op("Div", p, g.op("ReduceMax", p, axes_i=[-1], keepdims_i=1))
+        u = g.op("Exp", g.op("Sub", s, g.op("ReduceMax", s, axes_i=[-1], keepdims_i=1)))
         pq = g.op("QuantizeLinear", u, const(1.0 / 255.0, torch.float32), const(0, torch.uint8))
         acc = g.op("Cast", g.op("MatMulInteger", pq, vq1), to_i=1)  # FLOAT
         sums = g.op("Slice", acc, const([-1]), const([2**62]), const([-1]))
         rows = g.op("Slice", acc, const([0]), const([-1]), const([-1]))
         out = g.op("Mul", g.op("Div", rows, sums), v_scale)
-        out.setType(p.type().with_sizes(None))
+        out.setType(s.type().with_sizes(None))
         return out
 
 

@@ -14,7 +14,9 @@
 #                                          #   encoder's high-res path fp32; "int8" with
 #                                          #   --int8-high-res; "int8attn" the latter only),
 #                                          #   int8 attention scores from export.py ("i8s";
-#                                          #   "i8v": the self-attention's values too);
+#                                          #   "i8v": the self-attention's values too;
+#                                          #   "i8ve": and the image encoder's global
+#                                          #   attention, --int8-encoder-attention);
 #                                          #   all int8 in the 7-bit range, exact on every
 #                                          #   CPU; "-8bit": the full range, which saturates
 #                                          #   on CPUs without VNNI; "-fp32prompt": the fp32
@@ -172,14 +174,18 @@ MODEL_INT8HR_I8S_FP32P="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-scores-fp32-prompte
 # softmax weights times its values as int8 products)
 MODEL_I8V="$OUT/$CONFIG-1024$SUFFIX-int8-values"
 MODEL_INT8HR_I8V_FP32P="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-values-fp32-prompted"
+# and the image encoder's global attention as int8 scores and values (--int8-encoder-attention;
+# its fp32 encoder for prompted frames from the plain export)
+MODEL_I8VE="$OUT/$CONFIG-1024$SUFFIX-int8-values-encoder"
+MODEL_INT8HR_I8VE_FP32P="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-values-encoder-fp32-prompted"
 # the 8-bit int8 range (--int8-bits 8 on both tools; every int8 of runs S8-S12): exact
 # only where the CPU has VNNI, saturating elsewhere (models/quantize.py, engine::cpu)
 MODEL_I8S_8BIT="$OUT/$CONFIG-1024$SUFFIX-int8-scores-8bit"
 MODEL_INT8HR_I8S_8BIT="$OUT/$CONFIG-1024$SUFFIX-int8hr-int8-scores-8bit"
 MODE_NAMES="${BENCH_MODE_NAMES:-mem3 int8 int8-mem3 int8-mem2 512 512-mem3 i8s i8s-mem3 int8-i8s-mem3
     int8-i8s-mem2 int8attn-i8s-mem3 int8attn-i8s-mem2 int8hr int8hr-i8s-mem3 int8hr-i8s-mem2
-    int8hr-i8s-mem2-fp32prompt i8v int8hr-i8v-mem2-fp32prompt i8s-8bit int8hr-i8s-mem2-8bit 768
-    768-int8hr-i8s-mem2}"
+    int8hr-i8s-mem2-fp32prompt i8v int8hr-i8v-mem2-fp32prompt int8hr-i8ve-mem2-fp32prompt i8s-8bit
+    int8hr-i8s-mem2-8bit 768 768-int8hr-i8s-mem2}"
 mode_spec() { # name -> the model and the bench options of that speed mode
     case "$1" in
         mem3) echo "$MODEL_1024 --memory-frames 3" ;;
@@ -200,6 +206,7 @@ mode_spec() { # name -> the model and the bench options of that speed mode
         int8hr-i8s-mem2-fp32prompt) echo "$MODEL_INT8HR_I8S_FP32P --memory-frames 2" ;;
         i8v) echo "$MODEL_I8V" ;;
         int8hr-i8v-mem2-fp32prompt) echo "$MODEL_INT8HR_I8V_FP32P --memory-frames 2" ;;
+        int8hr-i8ve-mem2-fp32prompt) echo "$MODEL_INT8HR_I8VE_FP32P --memory-frames 2" ;;
         i8s-8bit) echo "$MODEL_I8S_8BIT" ;;
         int8hr-i8s-mem2-8bit) echo "$MODEL_INT8HR_I8S_8BIT --memory-frames 2" ;;
         768) echo "$MODEL_768" ;;
@@ -381,6 +388,12 @@ if [ "${BENCH_MODES:-0}" = 1 ]; then
     fi
     if needed "$MODEL_INT8HR_I8V_FP32P"; then
         quantize_model "$MODEL_I8V" "$MODEL_INT8HR_I8V_FP32P" image_encoder,memory_attention --fp32-prompted-frames
+    fi
+    if needed "$MODEL_INT8HR_I8VE_FP32P"; then
+        export_model 1024 "$MODEL_I8VE" "$CONFIG" --int8-attention-scores --int8-attention-values \
+            --int8-encoder-attention
+        quantize_model "$MODEL_I8VE" "$MODEL_INT8HR_I8VE_FP32P" image_encoder,memory_attention \
+            --fp32-prompted-frames --fp32-encoder-from "$MODEL_1024"
     fi
     # the same with the full 8-bit range (--int8-bits 8). Its export skips the ONNX check:
     # on a CPU without VNNI the check fails by the very saturation these modes measure

@@ -344,15 +344,37 @@ fn micro_int8_values_variant_stays_close() {
     );
 }
 
+/// The micro model with its image encoder from `export.py
+/// --int8-encoder-attention` (the global-attention block's scores and values as
+/// int8 products), held to the bars of the int8-scores variant.
+#[test]
+fn micro_int8_encoder_attention_variant_stays_close() {
+    int8_attention_variant_stays_close_in(
+        "micro-int8-encoder-attention",
+        "image_encoder",
+        "int8-scores+int8-values",
+        MAX_INT8_VALUES_LOGIT_DIFF,
+    );
+}
+
 fn int8_attention_variant_stays_close(fixture: &str, precision: &str, max_logit_diff: f32) {
-    let entries = run_variant(fixture, &["memory_attention"], precision);
+    int8_attention_variant_stays_close_in(fixture, "memory_attention", precision, max_logit_diff);
+}
+
+fn int8_attention_variant_stays_close_in(
+    fixture: &str,
+    graph: &str,
+    precision: &str,
+    max_logit_diff: f32,
+) {
+    let entries = run_variant(fixture, &[graph], precision);
     let (mean, min, max_logit) = closeness(&entries);
     let flips: Vec<&Entry> = entries
         .iter()
         .filter(|e| (e.score > 0.0) != (e.ref_score > 0.0))
         .collect();
     println!(
-        "{precision} micro model vs the official fp32 predictor over {} frame/object pairs: \
+        "{fixture} ({graph} {precision}) vs the official fp32 predictor over {} frame/object pairs: \
          mask IoU mean {mean:.4} min {min:.4}, max |logit diff| {max_logit:.3}, \
          object-score sign flips {}",
         entries.len(),

@@ -5,7 +5,8 @@
 //! ([`FlushSubnormals`]).
 //!
 //! The int8 graphs (models/quantize.py's int8 weights, `export.py
-//! --int8-attention-scores`' int8 keys) multiply uint8 activations by int8
+//! --int8-attention-scores`' int8 keys, `--int8-attention-values` and
+//! `--int8-encoder-attention`'s int8 values) multiply uint8 activations by int8
 //! values with ONNX Runtime's MLAS kernels. On x86 CPUs with VNNI (AVX-512
 //! VNNI, AVX-VNNI) those use `vpdpbusd`, which accumulates in int32: exact.
 //! Without VNNI (AVX2 only or AVX-512 without VNNI: AMD Zen 1–3, Intel before
@@ -234,6 +235,7 @@ mod tests {
             "micro-int8-hr",
             "micro-int8-scores",
             "micro-int8-values",
+            "micro-int8-encoder-attention",
         ] {
             let path = format!(
                 "{}/../tests/fixtures/{dir}/model.json",

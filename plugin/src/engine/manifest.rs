@@ -159,7 +159,9 @@ pub enum DimEntry {
 
 /// One graph of the model. Its optional `precision` (`int8-dynamic` from
 /// models/quantize.py, `int8-scores` from `export.py --int8-attention-scores`,
-/// `fp16` / `fp16-emulated` from models/fp16.py) does not change how it is run:
+/// `int8-scores+int8-values` with `--int8-attention-values` or
+/// `--int8-encoder-attention`, `fp16` / `fp16-emulated` from models/fp16.py,
+/// and their combinations) does not change how it is run:
 /// those graphs keep the contract's inputs and outputs, which are checked. An
 /// int8 graph's range is read to warn where the CPU's integer products would
 /// saturate ([`GraphEntry::int8_max_abs`], `engine::cpu`).
