@@ -231,9 +231,7 @@ def export_graph(model, name, spec, path, facts, int8_scores=0, int8_values=Fals
     attention's self-attention values too (G._Int8Values)."""
     if name == "memory_attention" and int8_scores:
         wrapper = G.MemoryAttentionGraph(model, int8_scores=int8_scores, int8_values=int8_values).eval()
-    elif name == "image_encoder" and int8_scores:
-        if G.hiera_fast_path_unsupported(model) is not None:
-            raise ValueError("--int8-encoder-attention: only Hiera image encoders (HieraImageEncoderGraph)")
+    elif name == "image_encoder" and int8_scores:  # main() checked that it is a Hiera
         wrapper = G.HieraImageEncoderGraph(model, int8_attention=int8_scores).eval()
     else:
         wrapper = G.WRAPPERS[name](model).eval()
@@ -431,6 +429,10 @@ def main(argv=None):
     )
     if args.object_score_bias:
         G.bias_object_scores(model, args.object_score_bias)
+    if args.int8_encoder_attention:
+        why = G.hiera_fast_path_unsupported(model)
+        if why:
+            ap.error(f"--int8-encoder-attention: only Hiera image encoders ({why})")
     nparams = sum(p.numel() for p in model.parameters())
     facts = G.model_facts(model)
     specs = G.graph_specs(facts)
