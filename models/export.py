@@ -16,11 +16,15 @@ Examples
   # the int8-scores CPU speed mode (the memory attention's q k^T as int8 products)
   python models/export.py --config sam2.1_hiera_t --checkpoint sam2.1_hiera_tiny.pt \
       --int8-attention-scores --out models/sam2.1_hiera_t-int8-scores
+  # the fast mode's: its self-attention's values too, and the image encoder's global attention
+  python models/export.py --config sam2.1_hiera_t --checkpoint sam2.1_hiera_tiny.pt \
+      --int8-attention-scores --int8-attention-values --int8-encoder-attention \
+      --out models/sam2.1_hiera_t-int8-attention
 
 After writing the graphs the tool checks (1) each wrapper against the official sam2 code
 path it replaces and (2) each ONNX graph against the wrapper with onnxruntime, on random
 inputs at sizes other than the export example; it prints the max abs diff per output and
-exits non-zero above --tol (default 1e-4; an int8-scores graph answers to INT8_SCORES_TOL).
+exits non-zero above --tol (default 1e-4; a graph with int8 attention answers to INT8_SCORES_TOL).
 """
 
 from __future__ import annotations
@@ -214,8 +218,9 @@ def check_against_official(model, facts, log) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-# The int8-scores memory attention (--int8-attention-scores) against the torch function
-# it exports. The quantisation is the same (DynamicQuantizeLinear, QuantizeLinear and the
+# A graph with int8 attention (the memory attention of --int8-attention-scores, with or
+# without --int8-attention-values; the image encoder of --int8-encoder-attention, measured
+# within ~1e-3 at 1024) against the torch function it exports. The quantisation is the same (DynamicQuantizeLinear, QuantizeLinear and the
 # integer products checked bit-exact against the torch code), but the fp32 parts before it
 # differ by ~1e-6 between torch and ONNX Runtime, and a value that close to a rounding
 # boundary quantises one step apart; with sharp attention that moves the output by up to
@@ -396,7 +401,7 @@ def main(argv=None):
         type=int,
         choices=(7, 8),
         default=7,
-        help="with --int8-attention-scores: the keys' range, 7 bits ([-64, 64], the default: exact "
+        help="with --int8-attention-scores / --int8-encoder-attention: the int8 keys' and values' range, 7 bits ([-64, 64], the default: exact "
         "on every CPU) or 8 ([-127, 127]: exact only on x86 CPUs with VNNI (AVX-512 VNNI, "
         "AVX-VNNI); without it ONNX Runtime's uint8 x int8 products saturate)",
     )

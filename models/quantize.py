@@ -219,6 +219,8 @@ def main(argv=None) -> int:
     fp32_dir, fp32_manifest = args.model, manifest
     if args.fp32_encoder_from:
         fp32_dir = args.fp32_encoder_from
+        if not os.path.isfile(os.path.join(fp32_dir, "model.json")):
+            ap.error(f"--fp32-encoder-from: {fp32_dir} has no model.json (a directory written by export.py)")
         with open(os.path.join(fp32_dir, "model.json")) as f:
             fp32_manifest = json.load(f)
         for key in ("model", "image_size"):
