@@ -30,7 +30,8 @@
 #   BENCH_OFFICIAL=0 ...                   # skip the official predictor
 #   BENCH_ROUNDS=2 ...                     # + interleaved speed rounds (official, exact, the
 #                                          #   modes of BENCH_ROUND_MODES with BENCH_MODES=1,
-#                                          #   default "i8s int8-i8s-mem2"), ratios per round
+#                                          #   default: i8s and the fast mode
+#                                          #   int8hr-i8ve-mem2-fp32prompt), ratios per round
 #   BENCH_ROUND_OBJECTS=1,4 ...            # their object counts (default: BENCH_OBJECTS)
 #   BENCH_EDGETAM=1 scripts/bench.sh       # EdgeTAM mode (issue 15) instead: EdgeTAM at 1024 in
 #                                          #   the official EdgeTAM predictor and in our engine,
@@ -216,7 +217,7 @@ mode_spec() { # name -> the model and the bench options of that speed mode
 }
 # the modes of the interleaved rounds (BENCH_ROUNDS > 1, with BENCH_MODES=1)
 ROUND_MODES=""
-if [ "${BENCH_MODES:-0}" = 1 ]; then ROUND_MODES="${BENCH_ROUND_MODES-i8s int8-i8s-mem2}"; fi
+if [ "${BENCH_MODES:-0}" = 1 ]; then ROUND_MODES="${BENCH_ROUND_MODES-i8s int8hr-i8ve-mem2-fp32prompt}"; fi
 for name in $MODE_NAMES $ROUND_MODES; do mode_spec "$name" >/dev/null; done
 # needed dir...: does a mode that runs use one of these model directories?
 needed() {
@@ -418,7 +419,9 @@ fi
 # and the FLOP counts; its speed figures come from one pass, official first, and this VM
 # drifts by 10-40% within minutes. Each round runs the official predictor, exact mode and
 # the speed modes of BENCH_ROUND_MODES (with BENCH_MODES=1; default: int8 scores, and the
-# fast mode int8 + int8 scores + 2 memory frames) one after the other; the ratios are taken
+# README's fast mode: int8 weights (high-res path fp32) + int8 attention scores and values
+# + the encoder's int8 attention + 2 memory frames + the fp32 encoder on prompted frames)
+# one after the other; the ratios are taken
 # within each round.
 ROUNDS="${BENCH_ROUNDS:-1}"
 if [ "$ROUNDS" -gt 1 ]; then
