@@ -332,6 +332,7 @@ fn micro_int8_fp32_high_res_variant() {
 fn micro_int8_scores_variant_stays_close() {
     int8_attention_variant_stays_close(
         "micro-int8-scores",
+        "memory_attention",
         "int8-scores",
         MAX_INT8_SCORES_LOGIT_DIFF,
     );
@@ -345,6 +346,7 @@ fn micro_int8_scores_variant_stays_close() {
 fn micro_int8_values_variant_stays_close() {
     int8_attention_variant_stays_close(
         "micro-int8-values",
+        "memory_attention",
         "int8-scores+int8-values",
         MAX_INT8_VALUES_LOGIT_DIFF,
     );
@@ -355,7 +357,7 @@ fn micro_int8_values_variant_stays_close() {
 /// int8 products), held to the bars of the int8-scores variant.
 #[test]
 fn micro_int8_encoder_attention_variant_stays_close() {
-    int8_attention_variant_stays_close_in(
+    int8_attention_variant_stays_close(
         "micro-int8-encoder-attention",
         "image_encoder",
         "int8-scores+int8-values",
@@ -363,11 +365,10 @@ fn micro_int8_encoder_attention_variant_stays_close() {
     );
 }
 
-fn int8_attention_variant_stays_close(fixture: &str, precision: &str, max_logit_diff: f32) {
-    int8_attention_variant_stays_close_in(fixture, "memory_attention", precision, max_logit_diff);
-}
-
-fn int8_attention_variant_stays_close_in(
+/// The bars of the int8-attention variants: `fixture`'s `graph` has
+/// `precision`, and it stays close to the official fp32 predictor (see
+/// `micro_int8_scores_variant_stays_close`) without being the fp32 graph.
+fn int8_attention_variant_stays_close(
     fixture: &str,
     graph: &str,
     precision: &str,
